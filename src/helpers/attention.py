@@ -1,0 +1,158 @@
+"""Attention, written out: a stable softmax, masks, scaled dot-product attention and multi-head attention.
+
+Shapes are written ``[B, H, T, D]``: batch, heads, time (sequence length), features per head.
+Bool masks follow PyTorch's convention: **True where a query may attend**.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+__all__ = ["softmax", "causal_mask", "scaled_dot_product_attention", "MultiHeadAttention"]
+
+
+def _check_tensor(name: str, x: object) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    return x
+
+
+def softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """Numerically stable softmax along ``dim``: subtracts the maximum first, so large inputs do not overflow.
+
+    ``-inf`` entries get probability 0; a slice that is entirely ``-inf`` is an error (there is nothing to
+    normalise), not a row of NaN.
+    """
+    x = _check_tensor("x", x)
+    if not x.is_floating_point():
+        raise TypeError(f"softmax needs a floating-point tensor, got dtype {x.dtype}")
+    if x.dim() == 0:
+        raise ValueError("softmax needs at least one dimension, got a 0-d tensor")
+    if not -x.dim() <= dim < x.dim():
+        raise ValueError(f"dim={dim} is out of range for a tensor with {x.dim()} dimensions")
+    m = x.amax(dim=dim, keepdim=True)
+    if torch.isneginf(m).any():
+        raise ValueError("softmax got a slice whose every entry is -inf; there is nothing to normalise")
+    e = torch.exp(x - m)
+    return e / e.sum(dim=dim, keepdim=True)
+
+
+def causal_mask(T: int, device: torch.device | str | None = None) -> torch.Tensor:
+    """Bool ``[T, T]`` mask, True where query ``i`` may attend to key ``j`` (that is, ``j <= i``)."""
+    if isinstance(T, bool) or not isinstance(T, int):
+        raise TypeError(f"T must be an int, got {type(T).__name__}")
+    if T < 1:
+        raise ValueError(f"T must be at least 1, got {T}")
+    return torch.ones(T, T, dtype=torch.bool, device=device).tril()
+
+
+def scaled_dot_product_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    dropout_p: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``softmax(q kᵀ / √d_k) v``, returning ``(output, weights)``.
+
+    q ``[..., Tq, D]``, k ``[..., Tk, D]``, v ``[..., Tk, Dv]``; mask bool, broadcastable to ``[..., Tq, Tk]``,
+    True where a query may attend. Output ``[..., Tq, Dv]``, weights ``[..., Tq, Tk]`` (after dropout, if any).
+    """
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        _check_tensor(name, t)
+        if t.dim() < 2:
+            raise ValueError(f"{name} must have at least 2 dimensions [..., T, D], got shape {tuple(t.shape)}")
+        if not t.is_floating_point():
+            raise TypeError(f"{name} must be floating point, got dtype {t.dtype}")
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(
+            f"q and k must have the same feature size D: q is {tuple(q.shape)} (D={q.shape[-1]}), "
+            f"k is {tuple(k.shape)} (D={k.shape[-1]})"
+        )
+    if k.shape[-2] != v.shape[-2]:
+        raise ValueError(
+            f"k and v must have the same number of keys Tk: k is {tuple(k.shape)}, v is {tuple(v.shape)}"
+        )
+    if not isinstance(dropout_p, (int, float)) or not 0.0 <= dropout_p < 1.0:
+        raise ValueError(f"dropout_p must be a float in [0, 1), got {dropout_p!r}")
+
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # [..., Tq, Tk]
+    if mask is not None:
+        _check_tensor("mask", mask)
+        if mask.dtype != torch.bool:
+            raise TypeError(f"mask must be a bool tensor (True = may attend), got dtype {mask.dtype}")
+        try:
+            full = torch.broadcast_shapes(mask.shape, scores.shape)
+        except RuntimeError:
+            full = None
+        if full != scores.shape:
+            raise ValueError(
+                f"mask of shape {tuple(mask.shape)} does not broadcast to the scores' shape "
+                f"{tuple(scores.shape)} ([..., Tq, Tk])"
+            )
+        if not mask.any(dim=-1).all():
+            raise ValueError(
+                "a query row has every key masked (mask is False across a whole row); "
+                "its attention weights would be NaN. Let each query attend to at least one key."
+            )
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = softmax(scores, dim=-1)
+    if dropout_p > 0.0:
+        weights = F.dropout(weights, p=dropout_p)
+    return weights @ v, weights
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head self-attention: project to Q, K, V, split into ``n_heads``, attend, merge, project back.
+
+    ``forward(x [B, T, d_model], mask=None, need_weights=False)`` returns the output ``[B, T, d_model]``,
+    or ``(output, weights [B, H, T, T])`` when ``need_weights`` is True. ``mask`` is bool, True where a query
+    may attend, broadcastable to ``[B, H, T, T]`` (``[T, T]`` for a causal mask).
+    """
+
+    def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0, bias: bool = True) -> None:
+        super().__init__()
+        for name, val in (("d_model", d_model), ("n_heads", n_heads)):
+            if isinstance(val, bool) or not isinstance(val, int) or val < 1:
+                raise ValueError(f"{name} must be a positive int, got {val!r}")
+        if d_model % n_heads != 0:
+            raise ValueError(
+                f"d_model must be divisible by n_heads: got d_model={d_model}, n_heads={n_heads} "
+                f"(remainder {d_model % n_heads})"
+            )
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        self.d_model, self.n_heads, self.d_head = d_model, n_heads, d_model // n_heads
+        self.dropout = dropout
+        self.q_proj = nn.Linear(d_model, d_model, bias=bias)
+        self.k_proj = nn.Linear(d_model, d_model, bias=bias)
+        self.v_proj = nn.Linear(d_model, d_model, bias=bias)
+        self.out_proj = nn.Linear(d_model, d_model, bias=bias)
+
+    def split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, T, d_model]`` → ``[B, H, T, d_head]``."""
+        B, T, _ = x.shape
+        return x.view(B, T, self.n_heads, self.d_head).transpose(1, 2)
+
+    def merge_heads(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, H, T, d_head]`` → ``[B, T, d_model]``."""
+        B, H, T, Dh = x.shape
+        return x.transpose(1, 2).contiguous().view(B, T, H * Dh)
+
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None, need_weights: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        _check_tensor("x", x)
+        if x.dim() != 3 or x.shape[-1] != self.d_model:
+            raise ValueError(f"x must have shape [B, T, d_model={self.d_model}], got {tuple(x.shape)}")
+        q = self.split_heads(self.q_proj(x))  # [B, H, T, Dh]
+        k = self.split_heads(self.k_proj(x))
+        v = self.split_heads(self.v_proj(x))
+        p = self.dropout if self.training else 0.0
+        out, weights = scaled_dot_product_attention(q, k, v, mask=mask, dropout_p=p)
+        out = self.out_proj(self.merge_heads(out))
+        return (out, weights) if need_weights else out

@@ -1,0 +1,363 @@
+"""A decoder-only Transformer that *is* GPT-2: same architecture, same parameter names, same numbers.
+
+Modules are named after GPT-2's own parameters (``wte``, ``wpe``, ``h``, ``ln_1``, ``attn.c_attn``,
+``attn.c_proj``, ``ln_2``, ``mlp.c_fc``, ``mlp.c_proj``, ``ln_f``), so loading Hugging Face's weights is a
+name-for-name copy with four transposes (HF stores its ``Conv1D`` weights as ``[in, out]``).
+
+Shapes: ``B`` batch, ``T`` time, ``C`` = ``n_embd``, ``H`` heads, ``D`` = ``C // H``, ``V`` vocabulary.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, fields
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .attention import scaled_dot_product_attention
+
+__all__ = ["GPTConfig", "GPT", "GPTOutput", "KVCache", "Block", "CausalSelfAttention", "MLP"]
+
+# Transposed when copying to/from Hugging Face (its Conv1D keeps weights as [in, out]).
+_CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+
+
+@dataclass
+class GPTConfig:
+    """Hyper-parameters; the defaults are GPT-2 small's (124M parameters)."""
+
+    vocab_size: int = 50257
+    block_size: int = 1024  # longest sequence (number of learned positions)
+    n_layer: int = 12
+    n_head: int = 12
+    n_embd: int = 768
+    dropout: float = 0.0
+    bias: bool = True  # biases in Linear layers and LayerNorms, as GPT-2 has
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+            val = getattr(self, name)
+            if isinstance(val, bool) or not isinstance(val, int) or val < 1:
+                raise ValueError(f"GPTConfig.{name} must be a positive int, got {val!r}")
+        if self.n_embd % self.n_head != 0:
+            raise ValueError(
+                f"GPTConfig.n_embd must be divisible by n_head: got n_embd={self.n_embd}, n_head={self.n_head}"
+            )
+        if not 0.0 <= float(self.dropout) < 1.0:
+            raise ValueError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout!r}")
+
+
+@dataclass
+class GPTOutput:
+    """What ``GPT.forward`` returns."""
+
+    logits: torch.Tensor  # [B, T, V]
+    loss: torch.Tensor | None = None  # next-token cross-entropy (nats), None without targets
+    attentions: tuple[torch.Tensor, ...] | None = None  # one [B, H, T, Tk] per layer, when asked for
+    kv_cache: KVCache | None = None  # the cache passed in, now holding this call's keys and values too
+
+
+class KVCache:
+    """Per-layer keys and values of the tokens seen so far, so each new token costs one position, not T.
+
+    ``keys[l]`` and ``values[l]`` are ``[B, H, T_past, D]``; ``length`` is ``T_past``.
+    """
+
+    def __init__(self, n_layer: int) -> None:
+        if isinstance(n_layer, bool) or not isinstance(n_layer, int) or n_layer < 1:
+            raise ValueError(f"n_layer must be a positive int, got {n_layer!r}")
+        self.keys: list[torch.Tensor | None] = [None] * n_layer
+        self.values: list[torch.Tensor | None] = [None] * n_layer
+
+    @property
+    def length(self) -> int:
+        k = self.keys[0]
+        return 0 if k is None else k.shape[-2]
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Append this step's ``k``, ``v`` ``[B, H, T_new, D]`` for ``layer``; return all keys and values."""
+        if self.keys[layer] is not None:
+            k = torch.cat([self.keys[layer], k], dim=-2)
+            v = torch.cat([self.values[layer], v], dim=-2)
+        self.keys[layer], self.values[layer] = k, v
+        return k, v
+
+    def nbytes(self) -> int:
+        """Memory the cache holds, in bytes."""
+        return sum(t.numel() * t.element_size() for t in self.keys + self.values if t is not None)
+
+    def __repr__(self) -> str:
+        return f"KVCache(n_layer={len(self.keys)}, length={self.length})"
+
+
+class CausalSelfAttention(nn.Module):
+    """Masked multi-head self-attention with GPT-2's fused QKV projection ``c_attn`` and output ``c_proj``."""
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.n_head, self.n_embd = config.n_head, config.n_embd
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.attn_dropout = config.dropout
+        self.resid_dropout = nn.Dropout(config.dropout)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        need_weights: bool = False,
+        kv_cache: KVCache | None = None,
+        layer: int = 0,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)  # 3 x (B, T, C)
+        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, H, T, D)
+        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        past = 0
+        if kv_cache is not None:
+            k, v = kv_cache.update(layer, k, v)  # (B, H, past + T, D)
+            past = k.shape[-2] - T  # positions this layer had cached before this call
+        Tk = k.shape[-2]
+        p = self.attn_dropout if self.training else 0.0
+        weights = None
+        if need_weights:
+            # The explicit path from helpers.attention: slower, but it hands back the weights to look at.
+            mask = torch.ones(T, Tk, dtype=torch.bool, device=x.device).tril(diagonal=past)
+            y, weights = scaled_dot_product_attention(q, k, v, mask=mask, dropout_p=p)
+        elif past == 0:
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
+        elif T == 1:
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p)  # one new query sees every cached key
+        else:
+            mask = torch.ones(T, Tk, dtype=torch.bool, device=x.device).tril(diagonal=past)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # merge heads: (B, T, C)
+        return self.resid_dropout(self.c_proj(y)), weights
+
+
+class MLP(nn.Module):
+    """Position-wise feed-forward: widen 4x, GELU (tanh approximation, as GPT-2), project back."""
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.c_proj(F.gelu(self.c_fc(x), approximate="tanh")))
+
+
+class Block(nn.Module):
+    """A pre-LN Transformer block, as GPT-2: ``x + Attn(LN(x))`` then ``x + MLP(LN(x))``."""
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias, eps=1e-5)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias, eps=1e-5)
+        self.mlp = MLP(config)
+
+    def forward(
+        self, x: torch.Tensor, need_weights: bool = False, kv_cache: KVCache | None = None, layer: int = 0
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        a, weights = self.attn(self.ln_1(x), need_weights=need_weights, kv_cache=kv_cache, layer=layer)
+        x = x + a
+        x = x + self.mlp(self.ln_2(x))
+        return x, weights
+
+
+class GPT(nn.Module):
+    """GPT-2: token + position embeddings, ``n_layer`` pre-LN blocks, a final LayerNorm, a tied output head.
+
+    ``forward(idx [B, T] int64, targets=None, return_attention=False, kv_cache=None)`` → ``GPTOutput``.
+    """
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        if not isinstance(config, GPTConfig):
+            raise TypeError(f"config must be a GPTConfig, got {type(config).__name__}")
+        self.config = config
+        self.transformer = nn.ModuleDict(
+            dict(
+                wte=nn.Embedding(config.vocab_size, config.n_embd),
+                wpe=nn.Embedding(config.block_size, config.n_embd),
+                drop=nn.Dropout(config.dropout),
+                h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
+                ln_f=nn.LayerNorm(config.n_embd, bias=config.bias, eps=1e-5),
+            )
+        )
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.lm_head.weight = self.transformer.wte.weight  # weight tying: one matrix reads and writes tokens
+        self.apply(self._init_weights)
+        # GPT-2's scaled init: each residual branch adds to the stream, 2 per layer, so shrink their outputs.
+        for name, p in self.named_parameters():
+            if name.endswith("c_proj.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    # ------------------------------------------------------------------ forward
+    def _check_idx(self, idx: object, past: int) -> torch.Tensor:
+        if not isinstance(idx, torch.Tensor):
+            raise TypeError(f"idx must be a torch.Tensor of token ids, got {type(idx).__name__}")
+        if idx.dtype.is_floating_point or idx.dtype.is_complex or idx.dtype == torch.bool:
+            raise TypeError(f"idx must hold integer token ids (torch.long), got dtype {idx.dtype}")
+        if idx.dim() != 2:
+            raise ValueError(f"idx must have shape [B, T], got {tuple(idx.shape)}; use idx[None] for one sequence")
+        if idx.shape[1] == 0:
+            raise ValueError("idx has no tokens (T = 0)")
+        lo, hi = int(idx.min()), int(idx.max())
+        if lo < 0 or hi >= self.config.vocab_size:
+            bad = lo if lo < 0 else hi
+            raise ValueError(
+                f"token id {bad} is outside the vocabulary: ids must be in [0, {self.config.vocab_size - 1}] "
+                f"(vocab_size={self.config.vocab_size})"
+            )
+        T = idx.shape[1]
+        if past + T > self.config.block_size:
+            where = f" after {past} cached positions" if past else ""
+            raise ValueError(
+                f"sequence of length {T}{where} is longer than block_size={self.config.block_size}; "
+                f"crop it to the last {self.config.block_size - past} tokens"
+            )
+        return idx.long()
+
+    def forward(
+        self,
+        idx: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        return_attention: bool = False,
+        kv_cache: KVCache | None = None,
+    ) -> GPTOutput:
+        past = 0 if kv_cache is None else kv_cache.length
+        idx = self._check_idx(idx, past)
+        B, T = idx.shape
+        if kv_cache is not None and len(kv_cache.keys) != self.config.n_layer:
+            raise ValueError(f"kv_cache has {len(kv_cache.keys)} layers, the model {self.config.n_layer}")
+        pos = torch.arange(past, past + T, dtype=torch.long, device=idx.device)  # positions continue the cache
+        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))  # (B, T, C)
+        attentions = []
+        for i, block in enumerate(self.transformer.h):
+            x, w = block(x, need_weights=return_attention, kv_cache=kv_cache, layer=i)
+            attentions.append(w)
+        x = self.transformer.ln_f(x)
+        logits = self.lm_head(x)  # (B, T, V)
+        loss = None
+        if targets is not None:
+            if not isinstance(targets, torch.Tensor) or targets.shape != idx.shape:
+                got = tuple(targets.shape) if isinstance(targets, torch.Tensor) else type(targets).__name__
+                raise ValueError(f"targets must be a tensor shaped like idx {tuple(idx.shape)}, got {got}")
+            # targets are already shifted by one (targets[:, t] is the token after idx[:, t]); -100 = ignore.
+            loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1).long(), ignore_index=-100)
+        return GPTOutput(
+            logits=logits,
+            loss=loss,
+            attentions=tuple(attentions) if return_attention else None,
+            kv_cache=kv_cache,
+        )
+
+    # ------------------------------------------------------------------ counting
+    def num_parameters(self, non_embedding: bool = False) -> int:
+        """Number of parameters, the tied head counted once; ``non_embedding`` leaves out ``wte`` and ``wpe``."""
+        n = sum(p.numel() for p in self.parameters())  # parameters() yields the shared matrix once
+        if non_embedding:
+            n -= self.transformer.wte.weight.numel() + self.transformer.wpe.weight.numel()
+        return n
+
+    # ------------------------------------------------------------------ Hugging Face interop
+    @staticmethod
+    def config_from_hf(hf_config) -> GPTConfig:
+        """A ``GPTConfig`` from a ``transformers.GPT2Config``."""
+        act = getattr(hf_config, "activation_function", "gelu_new")
+        if act not in ("gelu_new", "gelu_pytorch_tanh"):
+            raise ValueError(f"only GPT-2's tanh-approximated GELU is supported, the config uses {act!r}")
+        return GPTConfig(
+            vocab_size=hf_config.vocab_size,
+            block_size=hf_config.n_positions,
+            n_layer=hf_config.n_layer,
+            n_head=hf_config.n_head,
+            n_embd=hf_config.n_embd,
+            dropout=float(hf_config.resid_pdrop),
+            bias=True,
+        )
+
+    @classmethod
+    def from_hf(cls, hf_model) -> GPT:
+        """Copy a ``transformers`` ``GPT2LMHeadModel`` into a new ``GPT`` (same numbers, our code)."""
+        try:
+            from transformers import GPT2LMHeadModel
+        except ImportError as e:  # pragma: no cover - transformers is a course requirement
+            raise ImportError("GPT.from_hf needs the transformers package") from e
+        if not isinstance(hf_model, GPT2LMHeadModel):
+            raise TypeError(f"from_hf expects a transformers GPT2LMHeadModel, got {type(hf_model).__name__}")
+        model = cls(cls.config_from_hf(hf_model.config))
+        sd_hf = hf_model.state_dict()
+        sd = model.state_dict()
+        keys = [k for k in sd if k != "lm_head.weight"]  # the head is tied to wte
+        missing = [k for k in keys if k not in sd_hf]
+        if missing:
+            raise ValueError(f"the Hugging Face model lacks parameters {missing[:5]}")
+        with torch.no_grad():
+            for k in keys:
+                src = sd_hf[k]
+                if k.endswith(_CONV1D):
+                    src = src.t()
+                if src.shape != sd[k].shape:
+                    raise ValueError(f"shape mismatch for {k}: ours {tuple(sd[k].shape)}, HF {tuple(src.shape)}")
+                sd[k].copy_(src)
+        return model.to(next(hf_model.parameters()).device)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | os.PathLike = "gpt2", **kwargs) -> GPT:
+        """Load a GPT-2 checkpoint through ``transformers`` (hub name or local folder; safetensors only)."""
+        if not isinstance(name_or_path, (str, os.PathLike)):
+            raise TypeError(f"name_or_path must be a str or path, got {type(name_or_path).__name__}")
+        from transformers import GPT2LMHeadModel
+
+        kwargs.setdefault("use_safetensors", True)  # never unpickle weights from a file we did not make
+        hf = GPT2LMHeadModel.from_pretrained(name_or_path, attn_implementation="eager", **kwargs)
+        return cls.from_hf(hf).eval()
+
+    def to_hf(self):
+        """The same weights in a ``transformers`` ``GPT2LMHeadModel`` (GPT-2 has biases, so ``bias`` must be True)."""
+        from transformers import GPT2Config, GPT2LMHeadModel
+
+        c = self.config
+        if not c.bias:
+            raise ValueError("GPT-2 in transformers always has biases; this model was built with bias=False")
+        hf_config = GPT2Config(
+            vocab_size=c.vocab_size,
+            n_positions=c.block_size,
+            n_embd=c.n_embd,
+            n_layer=c.n_layer,
+            n_head=c.n_head,
+            resid_pdrop=c.dropout,
+            embd_pdrop=c.dropout,
+            attn_pdrop=c.dropout,
+            activation_function="gelu_new",
+            layer_norm_epsilon=1e-5,
+            tie_word_embeddings=True,
+        )
+        hf = GPT2LMHeadModel(hf_config)
+        sd_hf = hf.state_dict()
+        with torch.no_grad():
+            for k, v in self.state_dict().items():
+                if k == "lm_head.weight":
+                    continue
+                sd_hf[k].copy_(v.t() if k.endswith(_CONV1D) else v)
+        hf.tie_weights()
+        return hf.to(self.transformer.wte.weight.device).train(self.training)
+
+    def config_dict(self) -> dict:
+        return {f.name: getattr(self.config, f.name) for f in fields(self.config)}
