@@ -348,6 +348,9 @@ class GPT(nn.Module):
             activation_function="gelu_new",
             layer_norm_epsilon=1e-5,
             tie_word_embeddings=True,
+            # GPT-2's <|endoftext|> is id 50256; a smaller vocabulary (our character model) has no such token
+            bos_token_id=50256 if c.vocab_size > 50256 else None,
+            eos_token_id=50256 if c.vocab_size > 50256 else None,
         )
         hf = GPT2LMHeadModel(hf_config)
         sd_hf = hf.state_dict()
