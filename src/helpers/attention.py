@@ -21,6 +21,33 @@ def _check_tensor(name: str, x: object) -> torch.Tensor:
     return x
 
 
+def _check_mask(mask: object, scores_shape: torch.Size) -> torch.Tensor:
+    """Validate a bool mask against the scores' shape ``[..., Tq, Tk]``; return it unchanged."""
+    _check_tensor("mask", mask)
+    if mask.dtype != torch.bool:
+        raise TypeError(
+            f"mask must be a bool tensor (True = may attend), got dtype {mask.dtype}; "
+            "for a 0/1 mask use mask.bool(), for an additive -inf mask use mask == 0"
+        )
+    try:
+        full = torch.broadcast_shapes(mask.shape, scores_shape)
+    except RuntimeError:
+        full = None
+    if full != scores_shape:
+        raise ValueError(
+            f"mask of shape {tuple(mask.shape)} does not broadcast to the scores' shape "
+            f"{tuple(scores_shape)} ([..., Tq, Tk])"
+        )
+    if mask.dim() > 0 and not mask.any(dim=-1).all():
+        raise ValueError(
+            "a query row has every key masked (mask is False across a whole row); "
+            "its attention weights would be NaN. Let each query attend to at least one key."
+        )
+    if mask.dim() == 0 and not bool(mask):
+        raise ValueError("mask is a single False: every key of every query is masked")
+    return mask
+
+
 def softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
     """Numerically stable softmax along ``dim``: subtracts the maximum first, so large inputs do not overflow.
 
@@ -32,11 +59,17 @@ def softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
         raise TypeError(f"softmax needs a floating-point tensor, got dtype {x.dtype}")
     if x.dim() == 0:
         raise ValueError("softmax needs at least one dimension, got a 0-d tensor")
+    if isinstance(dim, bool) or not isinstance(dim, int):
+        raise TypeError(f"dim must be an int, got {type(dim).__name__}")
     if not -x.dim() <= dim < x.dim():
         raise ValueError(f"dim={dim} is out of range for a tensor with {x.dim()} dimensions")
+    if x.shape[dim] == 0:
+        raise ValueError(f"softmax needs at least one entry along dim={dim}, got shape {tuple(x.shape)}")
     m = x.amax(dim=dim, keepdim=True)
     if torch.isneginf(m).any():
         raise ValueError("softmax got a slice whose every entry is -inf; there is nothing to normalise")
+    if torch.isposinf(m).any():
+        raise ValueError("softmax got +inf in its input; the result would be NaN")
     e = torch.exp(x - m)
     return e / e.sum(dim=dim, keepdim=True)
 
@@ -68,6 +101,8 @@ def scaled_dot_product_attention(
             raise ValueError(f"{name} must have at least 2 dimensions [..., T, D], got shape {tuple(t.shape)}")
         if not t.is_floating_point():
             raise TypeError(f"{name} must be floating point, got dtype {t.dtype}")
+    if not (q.dtype == k.dtype == v.dtype):
+        raise TypeError(f"q, k and v must share one dtype, got q {q.dtype}, k {k.dtype}, v {v.dtype}")
     if q.shape[-1] != k.shape[-1]:
         raise ValueError(
             f"q and k must have the same feature size D: q is {tuple(q.shape)} (D={q.shape[-1]}), "
@@ -77,28 +112,23 @@ def scaled_dot_product_attention(
         raise ValueError(
             f"k and v must have the same number of keys Tk: k is {tuple(k.shape)}, v is {tuple(v.shape)}"
         )
-    if not isinstance(dropout_p, (int, float)) or not 0.0 <= dropout_p < 1.0:
+    if k.shape[-2] == 0:
+        raise ValueError(f"k must hold at least one key (Tk >= 1), got shape {tuple(k.shape)}")
+    try:
+        torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    except RuntimeError:
+        raise ValueError(
+            f"the leading (batch/head) dimensions of q {tuple(q.shape)}, k {tuple(k.shape)} and "
+            f"v {tuple(v.shape)} do not broadcast together"
+        ) from None
+    if isinstance(dropout_p, bool) or not isinstance(dropout_p, (int, float)) or not 0.0 <= dropout_p < 1.0:
         raise ValueError(f"dropout_p must be a float in [0, 1), got {dropout_p!r}")
+    if mask is not None:  # validated before any arithmetic, so a bad mask fails fast and clearly
+        scores_batch = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2])
+        _check_mask(mask, torch.Size((*scores_batch, q.shape[-2], k.shape[-2])))
 
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # [..., Tq, Tk]
     if mask is not None:
-        _check_tensor("mask", mask)
-        if mask.dtype != torch.bool:
-            raise TypeError(f"mask must be a bool tensor (True = may attend), got dtype {mask.dtype}")
-        try:
-            full = torch.broadcast_shapes(mask.shape, scores.shape)
-        except RuntimeError:
-            full = None
-        if full != scores.shape:
-            raise ValueError(
-                f"mask of shape {tuple(mask.shape)} does not broadcast to the scores' shape "
-                f"{tuple(scores.shape)} ([..., Tq, Tk])"
-            )
-        if not mask.any(dim=-1).all():
-            raise ValueError(
-                "a query row has every key masked (mask is False across a whole row); "
-                "its attention weights would be NaN. Let each query attend to at least one key."
-            )
         scores = scores.masked_fill(~mask, float("-inf"))
     weights = softmax(scores, dim=-1)
     if dropout_p > 0.0:
@@ -124,8 +154,10 @@ class MultiHeadAttention(nn.Module):
                 f"d_model must be divisible by n_heads: got d_model={d_model}, n_heads={n_heads} "
                 f"(remainder {d_model % n_heads})"
             )
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be a float in [0, 1), got {dropout!r}")
+        if not isinstance(bias, bool):
+            raise TypeError(f"bias must be a bool, got {type(bias).__name__}")
         self.d_model, self.n_heads, self.d_head = d_model, n_heads, d_model // n_heads
         self.dropout = dropout
         self.q_proj = nn.Linear(d_model, d_model, bias=bias)
@@ -134,21 +166,32 @@ class MultiHeadAttention(nn.Module):
         self.out_proj = nn.Linear(d_model, d_model, bias=bias)
 
     def split_heads(self, x: torch.Tensor) -> torch.Tensor:
-        """``[B, T, d_model]`` → ``[B, H, T, d_head]``."""
+        """``[B, T, d_model]`` → ``[B, H, T, d_head]``: head ``h`` gets features ``h*d_head:(h+1)*d_head``."""
+        _check_tensor("x", x)
+        if x.dim() != 3 or x.shape[-1] != self.d_model:
+            raise ValueError(f"split_heads expects [B, T, d_model={self.d_model}], got {tuple(x.shape)}")
         B, T, _ = x.shape
         return x.view(B, T, self.n_heads, self.d_head).transpose(1, 2)
 
     def merge_heads(self, x: torch.Tensor) -> torch.Tensor:
-        """``[B, H, T, d_head]`` → ``[B, T, d_model]``."""
+        """``[B, H, T, d_head]`` → ``[B, T, d_model]``: the inverse of ``split_heads``."""
+        _check_tensor("x", x)
+        if x.dim() != 4 or x.shape[1] != self.n_heads or x.shape[-1] != self.d_head:
+            raise ValueError(
+                f"merge_heads expects [B, H={self.n_heads}, T, d_head={self.d_head}], got {tuple(x.shape)}"
+            )
         B, H, T, Dh = x.shape
         return x.transpose(1, 2).contiguous().view(B, T, H * Dh)
 
     def forward(
         self, x: torch.Tensor, mask: torch.Tensor | None = None, need_weights: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """``x [B, T, d_model]`` → ``[B, T, d_model]``, or ``(output, weights [B, H, T, T])``."""
         _check_tensor("x", x)
         if x.dim() != 3 or x.shape[-1] != self.d_model:
             raise ValueError(f"x must have shape [B, T, d_model={self.d_model}], got {tuple(x.shape)}")
+        if not isinstance(need_weights, bool):
+            raise TypeError(f"need_weights must be a bool, got {type(need_weights).__name__}")
         q = self.split_heads(self.q_proj(x))  # [B, H, T, Dh]
         k = self.split_heads(self.k_proj(x))
         v = self.split_heads(self.v_proj(x))

@@ -46,8 +46,12 @@ class GPTConfig:
             raise ValueError(
                 f"GPTConfig.n_embd must be divisible by n_head: got n_embd={self.n_embd}, n_head={self.n_head}"
             )
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)):
+            raise TypeError(f"GPTConfig.dropout must be a float in [0, 1), got {type(self.dropout).__name__}")
         if not 0.0 <= float(self.dropout) < 1.0:
             raise ValueError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout!r}")
+        if not isinstance(self.bias, bool):
+            raise TypeError(f"GPTConfig.bias must be a bool, got {type(self.bias).__name__}")
 
 
 @dataclass
@@ -63,31 +67,71 @@ class GPTOutput:
 class KVCache:
     """Per-layer keys and values of the tokens seen so far, so each new token costs one position, not T.
 
-    ``keys[l]`` and ``values[l]`` are ``[B, H, T_past, D]``; ``length`` is ``T_past``.
+    ``keys[l]`` and ``values[l]`` are ``[B, H, T_past, D]`` (views into preallocated buffers); ``length`` is
+    ``T_past``. Buffers are allocated on the first ``update`` with room for ``capacity`` positions (or just
+    what is needed) and grow by doubling, so appending a token is a copy into place, not a ``torch.cat`` of
+    everything so far.
     """
 
-    def __init__(self, n_layer: int) -> None:
+    def __init__(self, n_layer: int, capacity: int | None = None) -> None:
         if isinstance(n_layer, bool) or not isinstance(n_layer, int) or n_layer < 1:
             raise ValueError(f"n_layer must be a positive int, got {n_layer!r}")
+        if capacity is not None and (isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1):
+            raise ValueError(f"capacity must be None or a positive int, got {capacity!r}")
+        self.capacity = capacity
         self.keys: list[torch.Tensor | None] = [None] * n_layer
         self.values: list[torch.Tensor | None] = [None] * n_layer
+        self._kbuf: list[torch.Tensor | None] = [None] * n_layer  # [B, H, capacity, D]
+        self._vbuf: list[torch.Tensor | None] = [None] * n_layer
+        self._len = [0] * n_layer
 
     @property
     def length(self) -> int:
-        k = self.keys[0]
-        return 0 if k is None else k.shape[-2]
+        return self._len[0]
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Append this step's ``k``, ``v`` ``[B, H, T_new, D]`` for ``layer``; return all keys and values."""
-        if self.keys[layer] is not None:
-            k = torch.cat([self.keys[layer], k], dim=-2)
-            v = torch.cat([self.values[layer], v], dim=-2)
+        past, new = self._len[layer], k.shape[-2]
+        end = past + new
+        kb = self._kbuf[layer]
+        if past and kb.shape[0] != k.shape[0]:
+            raise ValueError(f"the cache holds batch size {kb.shape[0]}, this step has {k.shape[0]}")
+        if kb is None or end > kb.shape[-2] or kb.shape[0] != k.shape[0] or kb.dtype != k.dtype:
+            size = max(end, self.capacity or 0, 2 * kb.shape[-2] if kb is not None else 0)
+            kb = k.new_empty(k.shape[:-2] + (size, k.shape[-1]))
+            vb = v.new_empty(v.shape[:-2] + (size, v.shape[-1]))
+            if past:  # grow: keep what was cached
+                kb[:, :, :past] = self._kbuf[layer][:, :, :past]
+                vb[:, :, :past] = self._vbuf[layer][:, :, :past]
+            self._kbuf[layer], self._vbuf[layer] = kb, vb
+        vb = self._vbuf[layer]
+        kb[:, :, past:end] = k
+        vb[:, :, past:end] = v
+        self._len[layer] = end
+        k, v = kb[:, :, :end], vb[:, :, :end]
         self.keys[layer], self.values[layer] = k, v
         return k, v
 
-    def nbytes(self) -> int:
-        """Memory the cache holds, in bytes."""
-        return sum(t.numel() * t.element_size() for t in self.keys + self.values if t is not None)
+    def reset(self) -> None:
+        """Forget every position but keep the buffers (to refill the cache for a new window)."""
+        self._len = [0] * len(self._len)
+        self.keys = [None] * len(self.keys)
+        self.values = [None] * len(self.values)
+
+    def reorder(self, index: torch.Tensor) -> None:
+        """Keep batch rows ``index`` (``[B_new]`` long) in every layer: beam search picks beams this way."""
+        for i in range(len(self._len)):
+            if self._kbuf[i] is None:
+                continue
+            self._kbuf[i] = self._kbuf[i].index_select(0, index)
+            self._vbuf[i] = self._vbuf[i].index_select(0, index)
+            self.keys[i] = self._kbuf[i][:, :, : self._len[i]]
+            self.values[i] = self._vbuf[i][:, :, : self._len[i]]
+
+    def nbytes(self, allocated: bool = False) -> int:
+        """Bytes of the cached keys and values (``allocated=True``: of the whole preallocated buffers)."""
+        ts = self._kbuf + self._vbuf if allocated else self.keys + self.values
+        return sum(t.numel() * t.element_size() for t in ts if t is not None)
 
     def __repr__(self) -> str:
         return f"KVCache(n_layer={len(self.keys)}, length={self.length})"
@@ -258,6 +302,14 @@ class GPT(nn.Module):
             if not isinstance(targets, torch.Tensor) or targets.shape != idx.shape:
                 got = tuple(targets.shape) if isinstance(targets, torch.Tensor) else type(targets).__name__
                 raise ValueError(f"targets must be a tensor shaped like idx {tuple(idx.shape)}, got {got}")
+            if targets.dtype.is_floating_point or targets.dtype.is_complex or targets.dtype == torch.bool:
+                raise TypeError(f"targets must hold integer token ids (torch.long), got dtype {targets.dtype}")
+            bad = (targets != -100) & ((targets < 0) | (targets >= self.config.vocab_size))
+            if bad.any():
+                raise ValueError(
+                    f"target id {int(targets[bad][0])} is outside the vocabulary [0, {self.config.vocab_size - 1}] "
+                    "(use -100 for positions to ignore)"
+                )
             # targets are already shifted by one (targets[:, t] is the token after idx[:, t]); -100 = ignore.
             loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1).long(), ignore_index=-100)
         return GPTOutput(
@@ -329,8 +381,12 @@ class GPT(nn.Module):
         hf = GPT2LMHeadModel.from_pretrained(name_or_path, attn_implementation="eager", **kwargs)
         return cls.from_hf(hf).eval()
 
-    def to_hf(self):
-        """The same weights in a ``transformers`` ``GPT2LMHeadModel`` (GPT-2 has biases, so ``bias`` must be True)."""
+    def to_hf(self, attn_implementation: str | None = None):
+        """The same weights in a ``transformers`` ``GPT2LMHeadModel`` (GPT-2 has biases, so ``bias`` must be True).
+
+        ``attn_implementation``: transformers' attention kernel (``"eager"`` returns attention weights with
+        ``output_attentions=True``; its default, ``"sdpa"``, does not).
+        """
         from transformers import GPT2Config, GPT2LMHeadModel
 
         c = self.config
@@ -351,6 +407,7 @@ class GPT(nn.Module):
             # GPT-2's <|endoftext|> is id 50256; a smaller vocabulary (our character model) has no such token
             bos_token_id=50256 if c.vocab_size > 50256 else None,
             eos_token_id=50256 if c.vocab_size > 50256 else None,
+            **({} if attn_implementation is None else {"attn_implementation": attn_implementation}),
         )
         hf = GPT2LMHeadModel(hf_config)
         sd_hf = hf.state_dict()

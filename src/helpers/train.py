@@ -28,8 +28,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
+from torch.nn import functional as F
 
 from .data import get_batch, shakespeare
+from .generate import generate  # imported up front: a long run must not pick up a half-edited module later
 from .model import GPT, GPTConfig
 from .tokenizer import CharTokenizer, load_tokenizer
 
@@ -43,6 +45,7 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "bits_per_char",
+    "evaluate_text",
     "default_device",
     "main",
 ]
@@ -121,6 +124,8 @@ class TrainState:
     history: list[dict] = field(default_factory=list)  # {"step", "train_loss", "val_loss", "lr", ...}
     best_val_loss: float | None = None
     elapsed_s: float = 0.0
+    samples: list[dict] = field(default_factory=list)  # {"step", "text"}: what the model wrote as it learned
+    running_loss: float | None = None  # the smoothed training loss the bar shows (saved, so resumes match)
 
 
 def default_device(requested: str = "auto") -> torch.device:
@@ -178,6 +183,49 @@ def estimate_loss(
     return float(np.mean(losses))
 
 
+@torch.no_grad()
+def evaluate_text(
+    model: GPT, tokenizer, text: str, batch_size: int = 8, max_chars: int | None = None
+) -> dict[str, float]:
+    """Loss of ``model`` on ``text``, cut into consecutive windows of ``block_size + 1`` tokens (no randomness).
+
+    Every token after the first of its window is predicted once, from the tokens before it in the window.
+    Returns ``{"loss": nats per token, "bpc": bits per character, "tokens": predicted tokens,
+    "chars_per_token": ...}``; ``max_chars`` evaluates only the start of ``text`` (quicker).
+    """
+    if not isinstance(model, GPT):
+        raise TypeError(f"model must be a helpers.model.GPT, got {type(model).__name__}")
+    if not isinstance(text, str) or not text:
+        raise ValueError(f"text must be a non-empty str, got {type(text).__name__} of length {len(text or '')}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if max_chars is not None:
+        if isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 2:
+            raise ValueError(f"max_chars must be None or an int >= 2, got {max_chars!r}")
+        text = text[:max_chars]
+    ids = torch.tensor(tokenizer.encode(text), dtype=torch.long)
+    if len(ids) < 2:
+        raise ValueError("text is too short: it must hold at least two tokens")
+    T = model.config.block_size
+    starts = list(range(0, len(ids) - 1, T))  # windows [s, s + T] overlap by one token: every target once
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for i in range(0, len(starts), batch_size):
+        chunk = [ids[s : s + T + 1] for s in starts[i : i + batch_size]]
+        for c in sorted({len(w) for w in chunk}):  # the last window may be shorter: run it on its own
+            group = torch.stack([w for w in chunk if len(w) == c]).to(device)
+            logits = model(group[:, :-1]).logits.float()
+            total += F.cross_entropy(logits.flatten(0, 1), group[:, 1:].flatten(), reduction="sum").item()
+            count += group[:, 1:].numel()
+    model.train(was_training)
+    loss = total / count
+    chars_per_token = len(text) / len(ids)
+    return {"loss": loss, "bpc": bits_per_char(loss, chars_per_token), "tokens": count,
+            "chars_per_token": chars_per_token}
+
+
 def _autocast(device: torch.device):
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
@@ -186,8 +234,6 @@ def _autocast(device: torch.device):
 
 @torch.no_grad()
 def _sample(model: GPT, tok, n: int, device: torch.device, seed: int, prompt: str = "\n") -> str:
-    from .generate import generate
-
     try:
         idx = torch.tensor([tok.encode(prompt)], device=device)
     except ValueError:
@@ -264,7 +310,8 @@ def save_checkpoint(
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    hf = model.to_hf().cpu()
+    with torch.random.fork_rng(devices=[]):  # building the HF model draws random init: keep training's RNG intact
+        hf = model.to_hf().cpu()
     hf.generation_config.pad_token_id = None
     hf.save_pretrained(str(tmp), safe_serialization=True)
     tokenizer.save_pretrained(tmp)
@@ -277,9 +324,11 @@ def save_checkpoint(
             "history": state.history,
             "best_val_loss": state.best_val_loss,
             "elapsed_s": state.elapsed_s,
+            "samples": state.samples,
+            "running_loss": state.running_loss,
             "train_config": asdict(cfg),
             "optimizer": opt_meta,
-            "numpy_rng": {k: v for k, v in zip(("pos", "has_gauss", "cached_gaussian"), np.random.get_state()[2:])},
+            "numpy_rng": {k: v for k, v in zip(("pos", "has_gauss", "cached_gaussian"), np.random.get_state()[2:], strict=True)},
             "torch_version": torch.__version__,
             **(extra or {}),
         }
@@ -413,12 +462,14 @@ def train(
     if saved is not None:
         _restore(opt, batch_gen, saved)
         state = TrainState(saved["step"], saved["history"], saved["best_val_loss"], saved["elapsed_s"])
+        state.samples = list(saved.get("samples", []))  # absent in checkpoints written before these were saved
+        state.running_loss = saved.get("running_loss")
     log(
         f"device={device.type} params={model.num_parameters():,} vocab={tok.vocab_size} "
         f"train_tokens={len(train_ids):,} val_tokens={len(val_ids):,} step={state.step}/{cfg.max_iters}"
     )
 
-    def evaluate_and_save(step: int, train_loss: float) -> None:
+    def evaluate_and_save(step: int, train_loss: float, sample: bool = False) -> None:
         val_loss = estimate_loss(model, val_ids, cfg, device, seed=cfg.seed + 1)
         entry = {
             "step": step,
@@ -431,6 +482,10 @@ def train(
         state.best_val_loss = val_loss if state.best_val_loss is None else min(state.best_val_loss, val_loss)
         msg = f"step {step:>6}: train {train_loss:.4f}  val {val_loss:.4f} nats = {entry['val_bpc']:.3f} bits/char"
         log(msg)
+        if sample:  # before the save, so a resumed run keeps every sample (its own generator: no RNG touched)
+            text = _sample(model, tok, cfg.sample_chars, device, seed=cfg.seed)
+            state.samples.append({"step": step, "text": text})
+            log("--- sample ---\n" + text + "\n---")
         if out_dir is not None:
             save_checkpoint(out_dir, model, tok, opt, state, cfg, batch_gen, {"chars_per_token": chars_per_token})
 
@@ -440,7 +495,7 @@ def train(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=cfg.max_iters, initial=state.step, desc="training", dynamic_ncols=True)
-    running = None
+    running = state.running_loss
     while state.step < cfg.max_iters:
         lr = lr_at(state.step, cfg)
         for group in opt.param_groups:
@@ -459,16 +514,16 @@ def train(
         if not math.isfinite(lv):
             raise FloatingPointError(f"loss became {lv} at step {state.step}; lower the learning rate")
         running = lv if running is None else 0.9 * running + 0.1 * lv
+        state.running_loss = running
         state.elapsed_s = time.time() - t0
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{running:.3f}", lr=f"{lr:.1e}")
         last = state.step == cfg.max_iters
         if (cfg.eval_interval and state.step % cfg.eval_interval == 0) or last:
-            evaluate_and_save(state.step, running)
             every = cfg.sample_interval or cfg.eval_interval
-            if cfg.sample_chars and (last or (every and state.step % every == 0)):
-                log("--- sample ---\n" + _sample(model, tok, cfg.sample_chars, device, seed=cfg.seed) + "\n---")
+            sample = bool(cfg.sample_chars) and (last or bool(every and state.step % every == 0))
+            evaluate_and_save(state.step, running, sample)
     if bar is not None:
         bar.close()
     model.eval()
