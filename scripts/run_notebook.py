@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 for key, val in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-                 "TRANSFORMERS_VERBOSITY": "error", "TOKENIZERS_PARALLELISM": "false", "MPLBACKEND": "Agg"}.items():
+                 "TRANSFORMERS_VERBOSITY": "error", "TOKENIZERS_PARALLELISM": "false"}.items():
     os.environ[key] = val
 os.environ.setdefault("COURSE_FAST", "1")
 

@@ -95,7 +95,7 @@ def cache_dir() -> Path:
     return Path(os.environ.get("COURSE_CACHE_DIR", Path.home() / ".cache" / "transformer-course"))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def play_text(name: str) -> str:
     """One play as plain text, by its name (see ``play_names()``)."""
     files = _play_files()
@@ -104,7 +104,7 @@ def play_text(name: str) -> str:
     return clean_markdown(files[name].read_text(encoding="utf-8"))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def shakespeare(split: str = "train") -> str:
     """The corpus as plain text: ``"train"`` (every play but ``VAL_PLAYS``), ``"val"`` (``VAL_PLAYS``) or ``"all"``.
 
