@@ -1,4 +1,4 @@
-"""Checkers for notebook 08 (generation): temperature, top-k, top-p and one step of attention with a KV cache.
+"""Checkers for notebooks 08-09 (generation): temperature, top-k, top-p, a KV-cache step, its memory, log-probs.
 
 Each ``check_NAME(fn)`` calls the learner's ``fn`` on several cases, compares with the reference in
 ``helpers.generate`` / plain PyTorch, prints ✓/✗ per case and returns a ``CheckResult``.
@@ -14,7 +14,14 @@ import torch
 from ..generate import top_k_filter, top_p_filter
 from ._core import Case, CheckResult, close, run_cases
 
-__all__ = ["check_temperature_softmax", "check_top_k_filter", "check_top_p_filter", "check_kv_cache_step"]
+__all__ = [
+    "check_temperature_softmax",
+    "check_top_k_filter",
+    "check_top_p_filter",
+    "check_kv_cache_step",
+    "check_kv_cache_bytes",
+    "check_continuation_log_prob",
+]
 
 
 def _logits(shape: tuple[int, ...], seed: int, scale: float = 2.0) -> torch.Tensor:
@@ -112,3 +119,39 @@ def check_kv_cache_step(fn: Callable) -> CheckResult:
 
         cases.append(Case(name, (q, k, v, kc, vc), predicate=predicate))
     return run_cases("kv_cache_step", fn, cases)
+
+
+def check_kv_cache_bytes(fn: Callable) -> CheckResult:
+    """``fn(n_layer, n_head, d_head, T, bytes_per_value) -> int``: bytes of one sequence's KV cache.
+
+    Keys and values (2) for every layer, head, head dimension and position: ``2·L·H·d·T·bytes``.
+    """
+    cases = []
+    for name, args in [
+        ("GPT-2 small, 1024 positions, fp16", (12, 12, 64, 1024, 2)),
+        ("GPT-2 XL, 1024 positions, fp32", (48, 25, 64, 1024, 4)),
+        ("a tiny model, one position", (2, 4, 8, 1, 4)),
+    ]:
+        L, H, d, T, b = args
+        cases.append(Case(name, args, 2 * L * H * d * T * b, atol=0.5, rtol=0.0))
+    return run_cases("kv_cache_bytes", fn, cases)
+
+
+def check_continuation_log_prob(fn: Callable) -> CheckResult:
+    """``fn(logits [T, V], ids [T], start) -> float``: ``sum_{t >= start} log softmax(logits[t-1])[ids[t]]``.
+
+    ``logits[t]`` is the model's prediction for the token *after* position ``t``; ``start >= 1``.
+    """
+    cases = []
+    for name, (T, V, start), seed in [
+        ("the last token only", (5, 7, 4), 21),
+        ("a continuation of 6 tokens", (10, 12, 4), 22),
+        ("everything after the first token", (8, 5, 1), 23),
+        ("large logits (use log_softmax)", (6, 9, 2), 24),
+    ]:
+        logits = _logits((T, V), seed, scale=400.0 if "large" in name else 2.0)
+        ids = torch.randint(0, V, (T,), generator=torch.Generator().manual_seed(seed + 100))
+        logp = torch.log_softmax(logits.double(), dim=-1)
+        want = sum(float(logp[t - 1, ids[t]]) for t in range(start, T))
+        cases.append(Case(name, (logits.clone(), ids.clone(), start), want, atol=1e-3, rtol=1e-5))
+    return run_cases("continuation_log_prob", fn, cases)

@@ -11,13 +11,14 @@ from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
 __all__ = ["plot_loss_curves", "plot_lr_schedule", "plot_vocab_tradeoff"]
 
 
 def _figure(ax, figsize: tuple[float, float]):
     if ax is None:
-        fig, ax = plt.subplots(figsize=figsize)
+        fig, ax = plt.subplots(figsize=figsize, layout="tight")  # tight: axis labels are never cut off
         return fig, ax
     if not hasattr(ax, "plot") or not hasattr(ax, "figure"):
         raise TypeError(f"ax must be a matplotlib Axes or None, got {type(ax).__name__}")
@@ -136,6 +137,8 @@ def plot_vocab_tradeoff(
     for i, label in enumerate(labels or []):
         ax.annotate(str(label), (v[i], n[i]), textcoords="offset points", xytext=(6, 4), fontsize=8)
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:,.0f}"))  # 1,000 rather than 10^3
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("vocabulary size (log scale)")
     ax.set_ylabel(per)
     ax.set_title(title)
