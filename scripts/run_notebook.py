@@ -15,6 +15,7 @@ for key, val in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DIS
                  "TRANSFORMERS_VERBOSITY": "error", "TOKENIZERS_PARALLELISM": "false"}.items():
     os.environ[key] = val
 os.environ.setdefault("COURSE_FAST", "1")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle OpenMP threads sleep (see conftest.py)
 
 import nbformat  # noqa: E402
 from nbclient import NotebookClient  # noqa: E402

@@ -408,11 +408,12 @@ def plot_attention_lines(
                        edgecolor="none")
         ax.text(x_right + 0.03, -i, _visible(tokens[i]), ha="left", va="center", fontsize=fs, family="monospace",
                 bbox=box)
+    top = 0.75  # the column captions sit just above the first row
     ax.set_xlim(-0.45, 1.45)
-    ax.set_ylim(-n + 0.3, 0.9)
+    ax.set_ylim(-n + 0.3, top + 1.0)
     ax.axis("off")
-    ax.text(x_left - 0.03, 0.8, "query", ha="right", va="center", fontsize=9, color="#555555")
-    ax.text(x_right + 0.03, 0.8, "key", ha="left", va="center", fontsize=9, color="#555555")
+    ax.text(x_left - 0.03, top, "query", ha="right", va="bottom", fontsize=9, color="#555555")
+    ax.text(x_right + 0.03, top, "key", ha="left", va="bottom", fontsize=9, color="#555555")
     if len(heads) > 1:
         ax.legend(handles=[Patch(color=HEAD_COLORS[h % len(HEAD_COLORS)], label=f"head {h}") for h in heads],
                   loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(6, len(heads)), fontsize=8,
