@@ -69,8 +69,8 @@ through the same loading code (`AutoModelForCausalLM.from_pretrained`, `GPT.from
 | format | Hugging Face GPT-2 folder, weights in safetensors ({size_mb:.1f} MB, float32) |
 
 For scale: nanoGPT's Shakespeare character model (10.7M parameters, trained on a GPU) reaches about 1.47 nats
-= 2.12 bits per character on its own validation split (the last 10% of a 1 MB file, so the same plays it
-trained on); ours is judged on whole plays it has never seen.
+= 2.12 bits per character on its own validation split (the last 10% of a 1 MB file of excerpts); ours is
+judged on whole plays it has never seen, with a model half that size trained on a CPU.
 
 ## Reproduce it (one command)
 

@@ -137,6 +137,7 @@ def plot_vocab_tradeoff(
     for i, label in enumerate(labels or []):
         ax.annotate(str(label), (v[i], n[i]), textcoords="offset points", xytext=(6, 4), fontsize=8)
     ax.set_xscale("log")
+    ax.set_xticks(np.unique(v))  # a tick at every vocabulary size shown
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:,.0f}"))  # 1,000 rather than 10^3
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("vocabulary size (log scale)")
