@@ -18,9 +18,9 @@ from pathlib import Path
 import torch
 
 from helpers.data import VAL_PLAYS, shakespeare
-from helpers.evaluate import evaluate_text
 from helpers.model import GPT
 from helpers.tokenizer import load_tokenizer
+from helpers.train import evaluate_text
 
 FILES = ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
          "vocab_chars.json", "bpe_merges.json")
@@ -36,7 +36,8 @@ def main(run: Path, dest: Path) -> None:
     model = GPT.from_pretrained(run)
     tok = load_tokenizer(run)
     t = time.time()
-    val = evaluate_text(model, tok, shakespeare("val"), progress=True)
+    val = evaluate_text(model, tok, shakespeare("val"))
+    val["chars"] = len(shakespeare("val"))
     print(f"full validation: {val['loss']:.4f} nats/token, {val['bpc']:.4f} bits/char ({time.time() - t:.0f} s)")
     tmp = dest.with_name(dest.name + ".tmp")
     if tmp.exists():

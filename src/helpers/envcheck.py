@@ -26,6 +26,7 @@ BUILTIN_PINS: dict[str, str] = {
     "matplotlib": "==3.11.2",
     "transformers": "==5.24.0",
     "tokenizers": "==0.23.3",
+    "regex": "==2026.11.19",
     "safetensors": "==0.8.0",
     "huggingface_hub": "==2.4.0",
     "tqdm": "==4.70.1",
