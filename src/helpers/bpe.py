@@ -30,6 +30,8 @@ from pathlib import Path
 
 import regex
 
+from .tokenizer import check_ids
+
 __all__ = [
     "GPT2_SPLIT_PATTERN",
     "bytes_to_unicode",
@@ -240,14 +242,7 @@ class BPETokenizer:
 
     def decode(self, ids) -> str:
         """Text of ``ids``: concatenate the tokens' bytes and decode UTF-8 (invalid bytes become U+FFFD)."""
-        try:
-            ids = [int(i) for i in (ids.tolist() if hasattr(ids, "tolist") else ids)]
-        except (TypeError, ValueError) as e:
-            raise TypeError(f"decode expects a sequence of ints, got {type(ids).__name__}") from e
-        bad = [i for i in ids if not 0 <= i < self.vocab_size]
-        if bad:
-            raise ValueError(f"ids {bad[:5]} are outside the vocabulary [0, {self.vocab_size - 1}]")
-        return b"".join(self.vocab[i] for i in ids).decode("utf-8", errors="replace")
+        return b"".join(self.vocab[i] for i in check_ids(ids, self.vocab_size)).decode("utf-8", errors="replace")
 
     def token_str(self, i: int) -> str:
         """Token ``i`` written as GPT-2 writes it in its vocabulary (``Ġ`` for a space, ``Ċ`` for a newline)."""

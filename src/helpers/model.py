@@ -368,7 +368,7 @@ class GPT(nn.Module):
                 if src.shape != sd[k].shape:
                     raise ValueError(f"shape mismatch for {k}: ours {tuple(sd[k].shape)}, HF {tuple(src.shape)}")
                 sd[k].copy_(src)
-        return model.to(next(hf_model.parameters()).device)
+        return model.to(next(hf_model.parameters()).device).train(hf_model.training)  # same mode as the source
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike = "gpt2", **kwargs) -> GPT:

@@ -11,7 +11,19 @@ import json
 import os
 from pathlib import Path
 
-__all__ = ["CharTokenizer", "load_tokenizer"]
+__all__ = ["CharTokenizer", "load_tokenizer", "check_ids"]
+
+
+def check_ids(ids, vocab_size: int) -> list[int]:
+    """``ids`` (a list, tuple or tensor of ints) as a list, each checked to lie in ``[0, vocab_size)``."""
+    try:
+        ids = [int(i) for i in (ids.tolist() if hasattr(ids, "tolist") else ids)]
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"decode expects a sequence of ints, got {type(ids).__name__}") from e
+    bad = [i for i in ids if not 0 <= i < vocab_size]
+    if bad:
+        raise ValueError(f"ids {bad[:5]} are outside the vocabulary [0, {vocab_size - 1}]")
+    return ids
 
 
 class CharTokenizer:
@@ -61,14 +73,7 @@ class CharTokenizer:
             ) from e
 
     def decode(self, ids) -> str:
-        try:
-            ids = [int(i) for i in (ids.tolist() if hasattr(ids, "tolist") else ids)]
-        except (TypeError, ValueError) as e:
-            raise TypeError(f"decode expects a sequence of ints, got {type(ids).__name__}") from e
-        bad = [i for i in ids if not 0 <= i < self.vocab_size]
-        if bad:
-            raise ValueError(f"ids {bad[:5]} are outside the vocabulary [0, {self.vocab_size - 1}]")
-        return "".join(self.chars[i] for i in ids)
+        return "".join(self.chars[i] for i in check_ids(ids, self.vocab_size))
 
     def __repr__(self) -> str:
         return f"CharTokenizer(vocab_size={self.vocab_size})"
