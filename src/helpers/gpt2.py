@@ -89,13 +89,13 @@ def load(
         return model, tok, GPT2Info(name=str(local), is_fallback=False)
     if isinstance(name, str) and (name.startswith((".", "/", "~")) or os.sep in name and name.count("/") > 1):
         raise FileNotFoundError(f"{name} looks like a folder but does not exist")
-    if hub_offline():
-        reason = "HF_HUB_OFFLINE is set, so the hub is not contacted"
-    else:
-        try:
-            model, tok = _load_pair(name)
-            return model, tok, GPT2Info(name=name, is_fallback=False)
-        except _network_errors() as e:
+    try:  # offline, transformers looks only in the local cache: a model downloaded before still loads
+        model, tok = _load_pair(name)
+        return model, tok, GPT2Info(name=name, is_fallback=False)
+    except _network_errors() as e:
+        if hub_offline():
+            reason = "HF_HUB_OFFLINE is set and it is not in the local cache"
+        else:
             reason = f"the hub could not be reached ({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''})"
     if fallback is None:
         raise OSError(f"cannot load {name!r}: {reason}; no fallback was given")
