@@ -6,14 +6,9 @@ The variables are set at import time, before nbval starts any kernel, so the not
 
 import os
 
-os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ["TRANSFORMERS_OFFLINE"] = "1"
-os.environ["COURSE_FAST"] = "1"
-# Idle OpenMP threads sleep instead of spinning: on a busy 2-core machine spinning workers starve each other.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from helpers import TEST_ENVIRONMENT  # the package's __init__ imports nothing heavy (no torch yet)
+
+os.environ.update(TEST_ENVIRONMENT)
 
 
 def pytest_collectstart(collector):

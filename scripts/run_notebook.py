@@ -11,11 +11,11 @@ import sys
 import time
 from pathlib import Path
 
-for key, val in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-                 "TRANSFORMERS_VERBOSITY": "error", "TOKENIZERS_PARALLELISM": "false"}.items():
-    os.environ[key] = val
+from helpers import TEST_ENVIRONMENT  # the same environment as the tests (see conftest.py)
+
+# COURSE_FAST may be set to 0 by hand to run the learner's full version; the rest is as the tests have it.
+os.environ.update({k: v for k, v in TEST_ENVIRONMENT.items() if k != "COURSE_FAST"})
 os.environ.setdefault("COURSE_FAST", "1")
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle OpenMP threads sleep (see conftest.py)
 
 import nbformat  # noqa: E402
 from nbclient import NotebookClient  # noqa: E402

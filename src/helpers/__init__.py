@@ -6,6 +6,19 @@ Modules by concept: ``attention``, ``model``, ``generate``, ``data``, ``tokenize
 
 __version__ = "0.1.0"
 
+#: How the tests run every notebook, in one place (``conftest.py`` and ``scripts/run_notebook.py`` apply it):
+#: offline, fast mode, quiet libraries. ``OMP_WAIT_POLICY=PASSIVE`` lets idle OpenMP threads sleep instead of
+#: spinning, which on a busy 2-core machine made notebooks 20-40x slower; it must be set before torch loads.
+TEST_ENVIRONMENT: dict[str, str] = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "COURSE_FAST": "1",
+    "OMP_WAIT_POLICY": "PASSIVE",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "TRANSFORMERS_VERBOSITY": "error",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+
 
 def _reexport(namespace: dict, package: str, modules: tuple[str, ...]) -> list[str]:
     """Copy each present submodule's ``__all__`` names into a package's namespace; return the names.

@@ -11,6 +11,7 @@ and bias probes, all computed with the course's own model and plain NumPy.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 
@@ -162,12 +163,7 @@ def greedy_continue(model: GPT, tokenizer, prompts: Sequence[str], n_chars: int)
 
 
 def _match_len(a: str, b: str) -> int:
-    k = 0
-    for ca, cb in zip(a, b, strict=False):
-        if ca != cb:
-            break
-        k += 1
-    return k
+    return len(os.path.commonprefix([a, b]))  # characters the two strings share from the start
 
 
 def continuation_match(
