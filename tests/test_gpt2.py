@@ -1,4 +1,17 @@
-"""helpers.gpt2.load: a local folder loads as itself; no hub means one line and the course's model instead."""
+"""helpers.gpt2.load: a local folder loads as itself; no hub means one line and the course's model instead.
+
+The hub is never contacted: offline tests set HF_HUB_OFFLINE, and the no-network tests point HF_ENDPOINT at
+127.0.0.1 (a closed port, and a socket that accepts connections and never answers, as a firewall that drops
+packets would).
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
 
 import pytest
 import torch
@@ -57,8 +70,9 @@ def test_connection_error_falls_back(tiny_dir, monkeypatch, capsys):
         return real(name)
 
     monkeypatch.setattr(gpt2, "_load_pair", no_network)
+    monkeypatch.setattr(gpt2, "_check_hub", lambda name, timeout: (True, None, None))  # it answers, then fails
     _, _, info = gpt2.load("gpt2", fallback=path)
-    assert info.is_fallback and "OSError" in info.reason
+    assert info.is_fallback and "OSError" in info.reason and "download failed" in info.reason
     assert capsys.readouterr().out.count("\n") == 1
 
 
@@ -84,3 +98,83 @@ def test_bad_inputs(tmp_path, monkeypatch):
         gpt2.load("gpt2", fallback=None)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         gpt2.load("./no/such/folder")
+
+
+# --- no network and no HF_HUB_OFFLINE: the door must answer within 5 seconds, in one line ---------------------
+
+LOAD_SCRIPT = textwrap.dedent("""
+    import json, sys, time
+    from helpers import gpt2
+    t = time.perf_counter()
+    model, tok, info = gpt2.load("gpt2")
+    elapsed = time.perf_counter() - t
+    sys.stderr.write(json.dumps({"elapsed": elapsed, "fallback": info.is_fallback, "reason": info.reason,
+                                 "n_layer": model.config.n_layer}))
+""")
+
+
+def _load_with_hub_at(endpoint: str, tmp_path) -> tuple[dict, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    env.update(HF_ENDPOINT=endpoint, HF_HOME=str(tmp_path / "hf-home"))  # an empty cache: gpt2 is not in it
+    r = subprocess.run([sys.executable, "-c", LOAD_SCRIPT], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads(r.stderr.strip().splitlines()[-1]), r.stdout
+
+
+def _check_one_line_fast(result: dict, out: str) -> None:
+    assert result["fallback"] and result["n_layer"] == 6  # the course's model, checkpoints/shakespeare-gpt
+    lines = out.strip().splitlines()
+    assert len(lines) == 1, f"expected one line, got {len(lines)}:\n{out}"
+    assert "'gpt2' is not available" in lines[0] and "course's own model" in lines[0]
+    assert "127.0.0.1" in lines[0]  # it names the hub it tried
+    assert result["elapsed"] <= 5.0, f"load() took {result['elapsed']:.1f} s to decide and load the fallback"
+
+
+def test_no_network_closed_port_answers_at_once(tmp_path):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there: connection refused
+    result, out = _load_with_hub_at(f"http://127.0.0.1:{port}", tmp_path)
+    _check_one_line_fast(result, out)
+
+
+def test_no_network_silent_hub_answers_within_five_seconds(tmp_path):
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    accepted = []
+    stop = threading.Event()
+
+    def accept_and_never_reply():  # a firewall that drops packets: the connection opens, nothing comes back
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+                accepted.append(conn)
+            except OSError:
+                continue
+
+    t = threading.Thread(target=accept_and_never_reply, daemon=True)
+    t.start()
+    try:
+        result, out = _load_with_hub_at(f"http://127.0.0.1:{server.getsockname()[1]}", tmp_path)
+    finally:
+        stop.set()
+        t.join(2)
+        for c in accepted:
+            c.close()
+        server.close()
+    assert accepted, "the silent hub was never asked: the test did not test the timeout"
+    _check_one_line_fast(result, out)
+    assert "did not answer" in result["reason"]
+
+
+def test_hub_available_offline_and_bad_inputs(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    ok, why = gpt2.hub_available("gpt2")
+    assert not ok and "HF_HUB_OFFLINE" in why
+    with pytest.raises(TypeError, match="hub id"):
+        gpt2.hub_available("")
+    with pytest.raises(ValueError, match="timeout"):
+        gpt2.hub_available("gpt2", timeout=0)

@@ -19,6 +19,14 @@ TEST_ENVIRONMENT: dict[str, str] = {
     "TOKENIZERS_PARALLELISM": "false",
 }
 
+#: The second kernel path every notebook is executed on by the tests (tests/test_notebooks_portable.py):
+#: PyTorch's non-vectorised CPU kernels and one thread. Float32 sums change in their last digits, so a
+#: notebook that prints round-off fails here; ``scripts/run_notebook.py --check`` runs both before a commit.
+SECOND_KERNEL_PATH: dict[str, str] = {"ATEN_CPU_CAPABILITY": "default", "OMP_NUM_THREADS": "1"}
+
+#: Further kernel paths ``scripts/run_notebook.py --check`` tries (not in CI, to keep the suite short).
+OTHER_KERNEL_PATHS: tuple[dict[str, str], ...] = ({"ATEN_CPU_CAPABILITY": "avx2"},)
+
 
 def _reexport(namespace: dict, package: str, modules: tuple[str, ...]) -> list[str]:
     """Copy each present submodule's ``__all__`` names into a package's namespace; return the names.
