@@ -37,9 +37,10 @@ def execute(src: Path, dst: Path, record: Path, fast: bool, timeout: int) -> tup
     nb = nbformat.read(src, as_version=4)
     t = time.perf_counter()
     error = ""
-    try:
-        NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                       resources={"metadata": {"path": str(src.parent)}}).execute()
+    try:  # the kernel's own log (not the cells' output) goes to a file beside the executed notebook
+        with open(dst.with_suffix(".kernel.log"), "w") as kernel_log:
+            NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                           resources={"metadata": {"path": str(src.parent)}}).execute(stderr=kernel_log)
     except (CellExecutionError, CellTimeoutError, RuntimeError) as e:
         error = str(e).strip().splitlines()[-1][:200] if str(e).strip() else type(e).__name__
     elapsed = time.perf_counter() - t
@@ -92,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
             failed.append(src.stem)
 
     lines = [f"| notebook | wall time ({mode} mode) | headline figures |", "|---|---:|---|"]
-    lines += [f"| {name} | {elapsed / 60:.1f} min | {figures} |" for name, elapsed, ok, figures in rows]
+    lines += [f"| {name} | {elapsed / 60:.1f} min | {figures.replace('|', chr(92) + '|')} |"
+              for name, elapsed, ok, figures in rows]  # a verdict such as "max |difference|" must not split cells
     lines.append(f"| **all** | **{total / 60:.1f} min** | {len(rows) - len(failed)}/{len(rows)} ran clean |")
     table = "\n".join(lines)
     (out / "summary.md").write_text(table + "\n", encoding="utf-8")

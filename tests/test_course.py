@@ -95,14 +95,14 @@ def test_run_course_tabulates_records_and_fails_on_a_broken_notebook(tmp_path):
     nbs = tmp_path / "nbs"
     nbs.mkdir()
     _notebook(nbs / "01_good.ipynb", "from helpers.course import record, fast_mode",
-              "record('answer', 42); record('fast', str(fast_mode()))")
+              "record('answer', 42); record('fast', str(fast_mode())); record('v', 'max |d| ≤ 1e-06')")
     _notebook(nbs / "02_broken.ipynb", "raise ValueError('this lesson is broken')")
     out = tmp_path / "out"
     r = subprocess.run([sys.executable, str(ROOT / "scripts" / "run_course.py"), "--notebooks", str(nbs),
                         "--out", str(out)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 1, r.stdout + r.stderr
     table = (out / "summary.md").read_text()
-    assert "| 01_good |" in table and "answer 42; fast True" in table
+    assert "| 01_good |" in table and "answer 42; fast True; v max \\|d\\| ≤ 1e-06 |" in table
     assert "| 02_broken |" in table and "FAILED" in table and "this lesson is broken" in table
     assert "1/2 ran clean" in table and "failed: 02_broken" in r.stderr
     assert (out / "01_good.ipynb").exists() and not (nbs / "01_good.record.jsonl").exists()
