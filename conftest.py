@@ -5,10 +5,14 @@ The variables are set at import time, before nbval starts any kernel, so the not
 """
 
 import os
+import tempfile
 
 from helpers import TEST_ENVIRONMENT  # the package's __init__ imports nothing heavy (no torch yet)
 
 os.environ.update(TEST_ENVIRONMENT)
+# Pieces the notebooks' solutions adopt (helpers.yours) go to a folder of this test session, never to the
+# learner's own ~/.cache; child pytest runs (the second kernel path) inherit it.
+os.environ.setdefault("COURSE_WORKDIR", tempfile.mkdtemp(prefix="course-yours-"))
 
 
 def pytest_collectstart(collector):
