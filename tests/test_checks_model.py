@@ -157,3 +157,248 @@ def test_checker_reports_exceptions_instead_of_crashing(capsys):
 def test_checkers_need_a_function():
     with pytest.raises(TypeError, match="function"):
         check_layer_norm(42)
+
+
+# ---------------------------------------------------------------------------- the loss may not call F.cross_entropy
+def test_next_token_loss_forbids_cross_entropy(capsys):
+    def cheat(logits, targets):
+        return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+
+    assert check_next_token_loss(cheat).score(2) == 0.0
+    assert "asks you not to call torch.nn.functional.cross_entropy" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------- 03: embedding backward, positions
+from helpers.checks import (  # noqa: E402
+    check_block,
+    check_dropout,
+    check_embedding_backward,
+    check_gpt,
+    check_param_count,
+    check_position_from_encoding,
+)
+
+
+def test_embedding_backward_checker(capsys):
+    assert check_embedding_backward(lambda ids, g, V: torch.zeros(V, g.shape[1], dtype=g.dtype).index_add_(0, ids, g))
+
+    def overwrite(ids, g, V):
+        out = torch.zeros(V, g.shape[1], dtype=g.dtype)
+        out[ids] = g
+        return out
+
+    assert not check_embedding_backward(overwrite)
+    assert "overwriting its row instead of adding" in capsys.readouterr().out
+    assert not check_embedding_backward(lambda ids, g, V: None)
+    assert "did you forget `return`" in capsys.readouterr().out
+
+
+def test_position_from_encoding_checker(capsys):
+    def good(pe):
+        d = pe.shape[1]
+        w = 10000.0 ** (-(d - 2) / d)  # the slowest pair
+        return torch.round(torch.atan2(pe[:, -2].double(), pe[:, -1].double()) / w).long()
+
+    def fastest(pe):
+        return torch.round(torch.remainder(torch.atan2(pe[:, 0].double(), pe[:, 1].double()), 2 * math.pi)).long()
+
+    assert check_position_from_encoding(good)
+    assert not check_position_from_encoding(fastest)
+    assert "fastest column pair" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------- 04: dropout by hand
+def test_dropout_checker(capsys):
+    def good(x, p, training):
+        if not training or p == 0:
+            return x
+        return x * (torch.rand_like(x) >= p).to(x.dtype) / (1 - p)
+
+    assert check_dropout(good)
+    cases = {
+        "not rescaled": lambda x, p, t: x * (torch.rand_like(x) >= p).to(x.dtype) if t else x,
+        "probability of dropping, not keeping": lambda x, p, t: x * (torch.rand_like(x) < p).to(x.dtype) / (1 - p)
+        if t else x,
+        "it is still active": lambda x, p, t: torch.nn.functional.dropout(x, p, True),
+        "multiplied by (1 - p)": lambda x, p, t: x * (torch.rand_like(x) >= p).to(x.dtype) * (1 - p) if t else x,
+    }
+    for hint, wrong in cases.items():
+        assert not check_dropout(wrong)
+        assert hint in capsys.readouterr().out, hint
+
+
+# ---------------------------------------------------------------------------- 04: the block
+from torch import nn  # noqa: E402
+from torch.nn import functional as F  # noqa: E402
+
+from helpers.pieces import MultiHeadAttention  # noqa: E402
+
+
+class _MLP(nn.Module):
+    def __init__(self, config, act="tanh", drop=True):
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd)
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd)
+        self.dropout = nn.Dropout(config.dropout if drop else 0.0)
+        self.act = act
+
+    def forward(self, x):
+        h = self.c_fc(x)
+        h = {"tanh": lambda z: F.gelu(z, approximate="tanh"), "exact": F.gelu, "none": lambda z: z}[self.act](h)
+        return self.dropout(self.c_proj(h))
+
+
+def make_block(kind="good"):
+    class Block(nn.Module):
+        def __init__(self, config):
+            super().__init__()
+            if kind == "stub":
+                raise NotImplementedError()
+            self.ln_1 = nn.LayerNorm(config.n_embd)
+            self.attn = MultiHeadAttention(config)
+            self.ln_2 = nn.LayerNorm(config.n_embd)
+            self.mlp = _MLP(config, act={"no-gelu": "none", "exact": "exact"}.get(kind, "tanh"),
+                            drop=kind != "no-dropout")
+            self.p = config.dropout
+
+        def forward(self, x):
+            a, m, ln_1, ln_2 = self.attn, self.mlp, self.ln_1, self.ln_2
+            if kind == "post":
+                x = ln_1(x + a(x))
+                return ln_2(x + m(x))
+            if kind == "no-residual":
+                return m(ln_2(a(ln_1(x))))
+            if kind == "same-ln":
+                x = x + a(ln_1(x))
+                return x + m(ln_1(x))
+            if kind == "one-ln":
+                x = x + a(ln_1(x))
+                return x + m(x)
+            x = x + a(ln_1(x))
+            x = x + m(ln_2(x))
+            if kind == "eval-dropout":
+                return F.dropout(x, self.p)
+            if kind == "none":
+                return None
+            if kind == "tuple":
+                return x, None
+            return x
+
+    return Block
+
+
+def test_block_checker_passes_a_correct_block_and_the_reference():
+    from helpers.pieces import Block
+
+    assert check_block(make_block()).score(3) == 3.0
+    assert check_block(Block)
+
+
+@pytest.mark.parametrize("kind, hint", [
+    ("post", "post-LN"),
+    ("no-residual", "residual connections are missing"),
+    ("same-ln", "the same LayerNorm twice"),
+    ("one-ln", "only one LayerNorm"),
+    ("no-gelu", "an MLP without GELU"),
+    ("exact", "the exact GELU"),
+    ("eval-dropout", "dropout left active in eval mode"),
+    ("no-dropout", "no dropout in training mode"),
+    ("none", "did you forget `return`"),
+    ("tuple", "not a tuple"),
+    ("stub", "not implemented yet"),
+])
+def test_block_checker_names_each_mistake(kind, hint, capsys):
+    result = check_block(make_block(kind))
+    assert not result
+    out = capsys.readouterr()
+    assert hint in out.out and not out.err
+
+
+def test_block_checker_names_wrong_parameter_names(capsys):
+    class Block(nn.Module):
+        def __init__(self, config):
+            super().__init__()
+            self.norm1 = nn.LayerNorm(config.n_embd)
+
+        def forward(self, x):
+            return self.norm1(x)
+
+    assert check_block(Block).score(3) == 0.0
+    assert "parameter names differ from GPT-2's" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------- 05: the GPT
+def make_gpt(kind="good"):
+    from helpers.pieces import Block
+
+    class GPT(nn.Module):
+        def __init__(self, config):
+            super().__init__()
+            if kind == "stub":
+                raise NotImplementedError()
+            c = config
+            self.transformer = nn.ModuleDict(dict(
+                wte=nn.Embedding(c.vocab_size, c.n_embd), wpe=nn.Embedding(c.block_size, c.n_embd),
+                drop=nn.Dropout(c.dropout), h=nn.ModuleList([Block(c) for _ in range(c.n_layer)]),
+                ln_f=nn.LayerNorm(c.n_embd)))
+            self.lm_head = nn.Linear(c.n_embd, c.vocab_size, bias=False)
+            if kind != "untied":
+                self.lm_head.weight = self.transformer.wte.weight
+
+        def forward(self, idx, targets=None):
+            tr = self.transformer
+            x = tr.wte(idx) if kind == "no-pos" else tr.wte(idx) + tr.wpe(torch.arange(idx.shape[1]))
+            x = F.dropout(x, 0.5) if kind == "eval-dropout" else tr.drop(x)
+            for block in tr.h:
+                x = block(x)
+            logits = self.lm_head(x if kind == "no-ln_f" else tr.ln_f(x))
+            if kind == "single":
+                return logits
+            if targets is None:
+                return logits, None
+            V = logits.shape[-1]
+            if kind == "loss-idx":
+                return logits, F.cross_entropy(logits.reshape(-1, V), idx.reshape(-1))
+            if kind == "loss-shift":
+                return logits, F.cross_entropy(logits[:, :-1].reshape(-1, V), targets[:, 1:].reshape(-1))
+            reduction = "sum" if kind == "loss-sum" else "mean"
+            return logits, F.cross_entropy(logits.reshape(-1, V), targets.reshape(-1), reduction=reduction)
+
+    return GPT
+
+
+def test_gpt_checker_passes_a_correct_gpt_and_the_reference():
+    from helpers.pieces import GPT
+
+    assert check_gpt(make_gpt()).score(4) == 4.0
+    assert check_gpt(GPT)
+
+
+@pytest.mark.parametrize("kind, hint", [
+    ("untied", "the weights are not tied"),
+    ("no-ln_f", "ln_f is missing"),
+    ("no-pos", "the positions are missing"),
+    ("loss-idx", "compares the logits with idx"),
+    ("loss-shift", "shifted a second time"),
+    ("loss-sum", "not averaged"),
+    ("eval-dropout", "dropout left active in eval mode"),
+    ("single", "got a single Tensor"),
+    ("stub", "not implemented yet"),
+])
+def test_gpt_checker_names_each_mistake(kind, hint, capsys):
+    assert not check_gpt(make_gpt(kind))
+    out = capsys.readouterr()
+    assert hint in out.out and not out.err
+
+
+# ---------------------------------------------------------------------------- 05: counting, bias and tying
+def test_param_count_checker(capsys):
+    def good(V, T, L, C, bias=True, tied=True):
+        b = 1 if bias else 0
+        return V * C + T * C + L * (12 * C * C + 2 * C + 11 * b * C) + (1 + b) * C + (0 if tied else V * C)
+
+    assert check_param_count(good)
+    assert not check_param_count(lambda V, T, L, C, bias=True, tied=True: good(V, T, L, C, bias, True))
+    assert "lm_head has its own V x C matrix" in capsys.readouterr().out
+    assert not check_param_count(lambda V, T, L, C, bias=True, tied=True: good(V, T, L, C, True, tied))
+    assert "no Linear and no LayerNorm has a bias" in capsys.readouterr().out
