@@ -7,5 +7,6 @@ from .. import _reexport
 from ._core import Case, CheckResult, close, run_cases
 
 __all__ = ["Case", "CheckResult", "close", "run_cases"] + _reexport(
-    globals(), __name__, ("attention", "model", "tokenization", "training", "generation", "analysis", "society")
+    globals(), __name__,
+    ("attention", "model", "tokenization", "training", "generation", "gpt2", "analysis", "society"),
 )
