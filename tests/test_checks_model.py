@@ -219,7 +219,8 @@ def test_dropout_checker(capsys):
         "not rescaled": lambda x, p, t: x * (torch.rand_like(x) >= p).to(x.dtype) if t else x,
         "probability of dropping, not keeping": lambda x, p, t: x * (torch.rand_like(x) < p).to(x.dtype) / (1 - p)
         if t else x,
-        "it is still active": lambda x, p, t: torch.nn.functional.dropout(x, p, True),
+        "it is still active": lambda x, p, t: x * (torch.rand_like(x) >= p).to(x.dtype) / (1 - p),
+        "asks you not to call torch.nn.functional.dropout": lambda x, p, t: torch.nn.functional.dropout(x, p, t),
         "multiplied by (1 - p)": lambda x, p, t: x * (torch.rand_like(x) >= p).to(x.dtype) * (1 - p) if t else x,
     }
     for hint, wrong in cases.items():
@@ -402,3 +403,21 @@ def test_param_count_checker(capsys):
     assert "lm_head has its own V x C matrix" in capsys.readouterr().out
     assert not check_param_count(lambda V, T, L, C, bias=True, tied=True: good(V, T, L, C, True, tied))
     assert "no Linear and no LayerNorm has a bias" in capsys.readouterr().out
+
+
+def test_rms_norm_checker(capsys):
+    from helpers.checks import check_rms_norm
+
+    def good(x, w, eps=1e-6):
+        return x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
+
+    assert check_rms_norm(good)
+    wrong = {
+        "LayerNorm: RMSNorm does not subtract the mean":
+            lambda x, w, eps=1e-6: torch.nn.functional.layer_norm(x, (x.shape[-1],), w, None, eps),
+        "eps added outside": lambda x, w, eps=1e-6: x / (x.pow(2).mean(-1, keepdim=True).sqrt() + eps) * w,
+        "dividing by the norm": lambda x, w, eps=1e-6: x / torch.sqrt(x.pow(2).sum(-1, keepdim=True) + eps) * w,
+    }
+    for hint, f in wrong.items():
+        assert not check_rms_norm(f)
+        assert hint in capsys.readouterr().out, hint

@@ -27,6 +27,7 @@ __all__ = [
     "check_embedding_backward",
     "check_position_from_encoding",
     "check_dropout",
+    "check_rms_norm",
     "check_block",
     "check_gpt",
     "check_param_count",
@@ -349,7 +350,9 @@ def check_dropout(fn: Callable[..., Any]) -> CheckResult:
         Case("training, p=0: nothing dropped", (x_rand, 0.0, True), x_rand),
         Case("evaluation (training=False), p=0.5", (x_rand, 0.5, False), predicate=identity(x_rand)),
     ]
-    return run_cases("dropout(x, p, training)", fn, cases)
+    why = "the exercise is to write dropout yourself (a random mask, then the rescaling)"
+    return run_cases("dropout(x, p, training)", fn, cases,
+                     forbid={"torch.nn.functional.dropout": why, "torch.dropout": why})
 
 
 def _tensor_like(got: Any, x: torch.Tensor) -> tuple[bool, str]:
@@ -358,6 +361,50 @@ def _tensor_like(got: Any, x: torch.Tensor) -> tuple[bool, str]:
     if got.shape != x.shape:
         return False, f"shape {tuple(got.shape)}, expected {tuple(x.shape)}"
     return True, ""
+
+
+# ----------------------------------------------------------------------------------------------- 04: RMSNorm
+
+
+def check_rms_norm(fn: Callable[..., Any]) -> CheckResult:
+    """Check ``fn(x, weight, eps=1e-6)``: RMSNorm over the last dimension (Zhang & Sennrich, 2019; LLaMA).
+
+    ``x / sqrt(mean(x², last dim) + eps) * weight``: no mean subtracted, no bias.
+    """
+
+    def ref(x: torch.Tensor, w: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
+
+    def layer_norm(x: torch.Tensor, w: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+        return F.layer_norm(x, (x.shape[-1],), w, None, eps)
+
+    def eps_outside(x: torch.Tensor, w: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+        return x / (x.pow(2).mean(-1, keepdim=True).sqrt() + eps) * w
+
+    def by_norm(x: torch.Tensor, w: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+        return x / torch.sqrt(x.pow(2).sum(-1, keepdim=True) + eps) * w
+
+    ones8 = torch.ones(8, dtype=torch.float64)
+    x2 = _rand(20, 5, 8)
+    x3 = _rand(21, 2, 3, 16, scale=3.0)
+    w16 = _rand(22, 16)
+    far = _rand(23, 4, 8, scale=0.5, shift=10.0)
+    small = _rand(24, 3, 8, scale=0.3)
+    cases = [
+        Case("2-D input, weight 1", (x2, ones8), ref(x2, ones8)),
+        Case("3-D input, learned weight", (x3, w16), ref(x3, w16)),
+        Case("rows far from zero (mean 10): nothing is subtracted", (far, ones8), ref(far, ones8)),
+        Case("eps=0.5 is used", (small, ones8), ref(small, ones8, 0.5), kwargs={"eps": 0.5}),
+    ]
+    return run_cases(
+        "rms_norm(x, weight, eps)", fn, cases,
+        mistakes=[
+            ("LayerNorm: RMSNorm does not subtract the mean", layer_norm),
+            ("eps added outside the square root: sqrt(mean(x²) + eps)", eps_outside),
+            ("dividing by the norm ||x||: the root *mean* square divides the sum by C", by_norm),
+        ],
+        forbid={"torch.nn.functional.rms_norm": "the exercise is to write it yourself"},
+    )
 
 
 # ----------------------------------------------------------------------------------------------- 04: the block
