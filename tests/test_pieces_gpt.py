@@ -7,7 +7,7 @@ import torch
 
 from helpers.model import GPT as ModelGPT
 from helpers.model import GPTConfig
-from helpers.pieces import GPT, Block, load_weights
+from helpers.pieces import GPT, Block, init_gpt2_, load_weights
 
 CFG = GPTConfig(vocab_size=23, block_size=12, n_layer=2, n_head=4, n_embd=32)
 
@@ -46,6 +46,8 @@ def test_gpt_init_is_gpt2s():
     proj = model.transformer.h[0].mlp.c_proj.weight.std().item()
     assert abs(proj - 0.02 / (2 * 6) ** 0.5) < 1e-3
     assert model.transformer.h[0].attn.c_attn.bias.abs().max().item() == 0.0
+    with pytest.raises(ValueError, match="n_layer"):
+        init_gpt2_(model, 0)
 
 
 def test_load_weights_from_hugging_face():

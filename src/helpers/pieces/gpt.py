@@ -25,7 +25,7 @@ from ..model import _CONV1D, MLP, GPTConfig
 from ..model import GPT as _ModelGPT
 from .attention import MultiHeadAttention
 
-__all__ = ["Block", "GPT", "load_weights"]
+__all__ = ["Block", "GPT", "load_weights", "init_gpt2_"]
 
 
 def _check_config(config: object) -> GPTConfig:
@@ -81,10 +81,7 @@ class GPT(nn.Module):
         )
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.lm_head.weight = self.transformer.wte.weight  # tied: one matrix reads and writes tokens
-        self.apply(_ModelGPT._init_weights)  # normal(0, 0.02), zero biases
-        for name, p in self.named_parameters():  # GPT-2's scaled init of the projections into the stream
-            if name.endswith("c_proj.weight"):
-                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+        init_gpt2_(self, config.n_layer)
 
     def forward(
         self, idx: torch.Tensor, targets: torch.Tensor | None = None
@@ -138,4 +135,19 @@ def load_weights(model: nn.Module, source: nn.Module) -> nn.Module:
             if w.shape != v.shape:
                 raise ValueError(f"shape of {k}: yours {tuple(v.shape)}, the source's {tuple(w.shape)}")
             v.copy_(w)
+    return model
+
+
+def init_gpt2_(model: nn.Module, n_layer: int) -> nn.Module:
+    """GPT-2's initialisation, in place: every Linear and Embedding weight from N(0, 0.02²), biases 0, and the
+    projections into the residual stream (names ending in ``c_proj.weight``) with std ``0.02 / √(2 n_layer)``.
+    LayerNorms keep PyTorch's γ = 1, β = 0. Returns ``model``."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    if isinstance(n_layer, bool) or not isinstance(n_layer, int) or n_layer < 1:
+        raise ValueError(f"n_layer must be a positive int, got {n_layer!r}")
+    model.apply(_ModelGPT._init_weights)  # normal(0, 0.02), zero biases
+    for name, p in model.named_parameters():  # GPT-2's scaled init of the projections into the stream
+        if name.endswith("c_proj.weight"):
+            nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * n_layer))
     return model
