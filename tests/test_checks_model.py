@@ -393,7 +393,7 @@ def test_gpt_checker_names_each_mistake(kind, hint, capsys):
 
 
 # ---------------------------------------------------------------------------- 05: counting, bias and tying
-def test_param_count_checker(capsys):
+def test_param_count_bias_and_tying_checker(capsys):
     def good(V, T, L, C, bias=True, tied=True):
         b = 1 if bias else 0
         return V * C + T * C + L * (12 * C * C + 2 * C + 11 * b * C) + (1 + b) * C + (0 if tied else V * C)
@@ -421,3 +421,17 @@ def test_rms_norm_checker(capsys):
     for hint, f in wrong.items():
         assert not check_rms_norm(f)
         assert hint in capsys.readouterr().out, hint
+
+
+def test_new_checkers_say_not_implemented_and_score_zero(capsys):
+    from helpers.checks import check_rms_norm
+
+    def stub(*args, **kw):
+        raise NotImplementedError()
+
+    for check in (check_embedding_backward, check_position_from_encoding, check_dropout, check_rms_norm,
+                  check_param_count, check_block, check_gpt):
+        result = check(stub)
+        assert result.score(2) == 0.0 and not result.implemented
+        out = capsys.readouterr()
+        assert "not implemented yet" in out.out and not out.err
