@@ -62,9 +62,18 @@ def stub_source(source: str, markdown: bool = False) -> str:
     return "\n".join(out) + ("\n" if source.endswith("\n") else "")
 
 
+def _checker_names() -> set[str]:
+    """The exercise checkers (``helpers.checks``' ``check_*``): a call to one of them is a graded test."""
+    import helpers.checks
+
+    return {n for n in helpers.checks.__all__ if n.startswith("check_")}
+
+
 def lint(nb, name: str) -> list[str]:
     """What stops this notebook from being released and graded; an empty list when nothing does."""
     problems: list[str] = []
+    checkers = _checker_names()
+    call = re.compile(r"^\s*(?:\w+\s*=\s*)?(check_\w+)\(", re.M)  # `checks.check_x(...)`: a demonstration
     ids: set[str] = set()
     for i, cell in enumerate(nb.cells):
         src, meta = cell.source, _nbg(cell)
@@ -87,7 +96,7 @@ def lint(nb, name: str) -> list[str]:
                                         "body so the student edition runs top to bottom")
             if re.search(r"\bcheck_\w+\(", src.split(END)[-1]):
                 problems.append(f"{where}: a checker call in the solution cell; give it its own test cell")
-        if cell.cell_type == "code" and re.search(r"^\s*(\w+\s*=\s*)?check_\w+\(", src, re.M):
+        if cell.cell_type == "code" and any(m in checkers for m in call.findall(src)):
             if not (meta.get("grade") and meta.get("locked") and meta.get("points")):
                 problems.append(f"{where}: a checker cell that is not a locked, graded test cell with points")
             elif not _SCORE.search(src.strip()):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import dis
 import inspect
 import linecache
 import os
@@ -87,27 +88,22 @@ def _source_of(obj: Any) -> str:
 
 
 def _names_used(obj: Any) -> set[str]:
-    codes = []
+    """The global names a function or class reads (LOAD_GLOBAL/LOAD_NAME), not its locals or attributes."""
+    codes = [obj.__code__] if isinstance(obj, types.FunctionType) else []
     if isinstance(obj, type):
-        for base in obj.__mro__[:-1]:
-            if base.__module__ in ("builtins",):
-                continue
-        codes = [v.__code__ for v in vars(obj).values() if isinstance(v, types.FunctionType)]
-        for v in vars(obj).values():  # properties, static and class methods
-            f = getattr(v, "__func__", None) or getattr(v, "fget", None)
+        for v in vars(obj).values():  # methods, and properties, static and class methods
+            f = v if isinstance(v, types.FunctionType) else getattr(v, "__func__", None) or getattr(v, "fget", None)
             if isinstance(f, types.FunctionType):
                 codes.append(f.__code__)
-    else:
-        codes = [obj.__code__]
     names: set[str] = set()
     while codes:
         c = codes.pop()
-        names.update(c.co_names)
-        names.update(c.co_freevars)
+        names.update(i.argval for i in dis.get_instructions(c) if i.opname in ("LOAD_GLOBAL", "LOAD_NAME"))
         codes.extend(k for k in c.co_consts if isinstance(k, types.CodeType))
-    if isinstance(obj, type):  # base classes and decorators are names in the class body's source
-        tree = ast.parse(_source_of(obj).lstrip())
-        names.update(n.id for n in ast.walk(tree) if isinstance(n, ast.Name))
+    if isinstance(obj, type):  # base classes and decorators are read where the class is defined
+        node = ast.parse(_source_of(obj).lstrip()).body[0]
+        for expr in [*node.bases, *node.decorator_list]:
+            names.update(n.id for n in ast.walk(expr) if isinstance(n, ast.Name))
     return names
 
 

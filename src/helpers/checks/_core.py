@@ -96,7 +96,7 @@ def close(got: Any, expected: Any, atol: float = 1e-5, rtol: float = 1e-4) -> tu
         return True, "matches"
     try:
         g, e = _to_numpy(got), _to_numpy(expected)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RuntimeError):
         return False, f"expected something array-like, got {type(got).__name__}"
     if g.shape != e.shape:
         return False, f"shape {g.shape}, expected {e.shape}"
