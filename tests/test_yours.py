@@ -17,7 +17,7 @@ NOTEBOOK_A = [
     "def helper_scale(x):\n    return x * SCALE\n\n\n"
     "class Doubler(nn.Module):\n    '''x -> 2x, through a helper function and a module import.'''\n\n"
     "    def __init__(self, n):\n        super().__init__()\n        self.n = n\n\n"
-    "    def forward(self, x):\n        return helper_scale(F.relu(x)) + 0 * causal_mask(2).float().sum()",
+    "    def forward(self, x):\n        ### BEGIN SOLUTION\n        return helper_scale(F.relu(x)) + 0 * causal_mask(2).float().sum()\n        ### END SOLUTION",
     "def ref(x):\n    return None",
     "Piece = adopt('doubler', Doubler, CheckResult('doubler', 3, 3), reference=ref)\n"
     "print(Piece is Doubler)",
@@ -51,6 +51,7 @@ def test_a_passed_piece_is_used_in_the_next_notebook(tmp_path):
     saved = (tmp_path / "doubler.py").read_text()
     assert "def helper_scale" in saved and "SCALE = 2" in saved and "import torch.nn.functional as F" in saved
     assert "from helpers.attention import causal_mask" in saved and not (tmp_path / "bad.py").exists()
+    assert "SOLUTION" not in saved
     out_b = _run(NOTEBOOK_B, tmp_path)
     assert "yours, from the notebook" in out_b[0] and "[0.0, 4.0] Doubler" in out_b[0]
     assert "the course's version" in out_b[1] and out_b[1].strip().endswith("REF")
