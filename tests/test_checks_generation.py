@@ -71,3 +71,72 @@ def test_plausible_mistakes_fail(capsys):
     naive = lambda z, ids, s: float(sum(torch.log(torch.softmax(z, -1))[t - 1, ids[t]] for t in range(s, len(ids))))
     assert not check_continuation_log_prob(naive)  # log(softmax) underflows to -inf on large logits
     assert not check_continuation_log_prob(lambda z, ids, s: good_logp(z, ids, s + 1))  # off by one
+
+
+# ---------------------------------------------------------------------- the sampler and the KV-cache step's named mistakes
+from helpers.checks import check_sample  # noqa: E402
+from helpers.checks.generation import _kv_wrong, _sampler  # noqa: E402
+from helpers.pieces import sample as reference_sample  # noqa: E402
+
+
+def learner_sample(model, idx, max_new_tokens, temperature=1.0, top_k=None, generator=None):
+    # written as a learner would, without helpers.generate
+    for _ in range(max_new_tokens):
+        logits, _ = model(idx[:, -model.config.block_size:])
+        logits = logits[:, -1, :] / temperature
+        if top_k is not None:
+            v, _ = torch.topk(logits, min(top_k, logits.size(-1)))
+            logits[logits < v[:, [-1]]] = float("-inf")
+        nxt = torch.multinomial(torch.softmax(logits, dim=-1), num_samples=1, generator=generator)
+        idx = torch.cat((idx, nxt), dim=1)
+    return idx
+
+
+def test_sample_correct_versions_pass(capsys):
+    assert check_sample(reference_sample)
+    assert check_sample(learner_sample)
+    assert "✗" not in capsys.readouterr().out
+
+
+def test_sample_mistakes_are_named(capsys):
+    for kw, hint in [
+        (dict(temperature_after=True), "temperature applied after the softmax"),
+        (dict(k_shift=1), "top-k keeping k + 1 tokens"),
+        (dict(k_shift=-1), "top-k keeping k - 1 tokens"),
+        (dict(greedy=True), "argmax (greedy) instead of a draw"),
+        (dict(position=0), "logits of the first position instead of the last"),
+        (dict(global_rng=True), "`generator` ignored"),
+        (dict(crop="first"), "cropped to the first block_size tokens"),
+        (dict(crop="none"), "crop the context to the last block_size tokens"),
+    ]:
+        assert not check_sample(_sampler(**kw)), kw
+        assert hint in capsys.readouterr().out, kw
+
+
+def test_sample_none_and_not_implemented(capsys):
+    def forgot_return(model, idx, max_new_tokens, temperature=1.0, top_k=None, generator=None):
+        reference_sample(model, idx, max_new_tokens, temperature, top_k, generator)
+
+    def stub(model, idx, max_new_tokens, temperature=1.0, top_k=None, generator=None):
+        raise NotImplementedError()
+
+    assert not check_sample(forgot_return)
+    assert "did you forget `return`" in capsys.readouterr().out
+    result = check_sample(stub)
+    assert "not implemented yet" in capsys.readouterr().out and result.score(3) == 0.0
+    assert check_sample(None).score(1) == 0.0
+
+
+def test_kv_cache_step_mistakes_are_named(capsys):
+    for kw, hint in [
+        (dict(returned=False), "not appended to the caches it returns"),
+        (dict(appended=False), "not appended before attending"),
+        (dict(mask="square"), "a [T+1, T+1] mask broadcasts"),
+        (dict(mask="row"), "lets it see position 0 only"),
+        (dict(sqrt_d=False), "√d missing"),
+    ]:
+        assert not check_kv_cache_step(_kv_wrong(**kw)), kw
+        assert hint in capsys.readouterr().out, kw
+    assert check_kv_cache_step(_kv_wrong())
+    assert not check_kv_cache_step(lambda *a: None)
+    assert "did you forget `return`" in capsys.readouterr().out
