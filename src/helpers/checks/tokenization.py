@@ -16,7 +16,8 @@ from ..tokenizer import CharTokenizer
 from ._core import Case, CheckResult, run_cases
 
 __all__ = ["check_char_encode", "check_get_pair_counts", "check_merge_pair", "check_bpe_encode_word",
-           "check_decode_bytes", "check_bits_per_character", "reference_bpe_encode_word"]
+           "check_decode_bytes", "check_bits_per_character", "reference_bpe_encode_word",
+           "reference_decode_bytes", "reference_bits_per_character"]
 
 
 def _equal(expected: Any, kind: type = list) -> Callable[[Any], tuple[bool, str]]:
@@ -192,6 +193,12 @@ def check_bpe_encode_word(fn: Callable[[list[int], list[tuple[int, int]]], list[
 _DECODE_ERROR = "<UnicodeDecodeError>"
 
 
+def reference_decode_bytes(ids: list[int], vocab) -> str:
+    """The text of byte-level tokens: ``vocab[id]`` is a token's bytes; joined, then decoded once (� for bytes
+    that do not form a character)."""
+    return b"".join(vocab[i] for i in ids).decode("utf-8", errors="replace")
+
+
 def _decode_per_token(ids, vocab):
     return "".join(vocab[i].decode("utf-8", errors="replace") for i in ids)
 
@@ -253,6 +260,12 @@ def check_decode_bytes(fn: Callable[[list[int], dict], str]) -> CheckResult:
 
 
 # ---------------------------------------------------------------------- bits per character
+def reference_bits_per_character(loss: float, n_tokens: int, n_chars: int) -> float:
+    """Bits per character of a mean loss of ``loss`` nats per token over ``n_tokens`` tokens of ``n_chars``
+    characters."""
+    return loss * n_tokens / (n_chars * math.log(2))
+
+
 def check_bits_per_character(fn: Callable[[float, int, int], float]) -> CheckResult:
     """``fn(loss, n_tokens, n_chars) -> float``: bits per character of a model whose mean cross-entropy on a
     text of ``n_chars`` characters, cut into ``n_tokens`` tokens, is ``loss`` nats per token.
