@@ -155,3 +155,123 @@ def test_checkers_are_exported():
     for name in ("check_char_encode", "check_get_pair_counts", "check_merge_pair", "check_lr_schedule",
                  "check_get_batch_shift", "check_bits_per_char"):
         assert name in checks.__all__
+
+
+# ------------------------------------------------------------------ 07: the training step and the schedule
+
+import pytest  # noqa: E402
+
+from helpers.checks import check_decay_step, check_train_step  # noqa: E402
+from helpers.checks.training import decay_step_reference  # noqa: E402
+from helpers.train import TrainConfig, lr_at  # noqa: E402
+
+
+def train_step(model, optimizer, x, y, grad_clip=1.0):
+    model.train()
+    optimizer.zero_grad()
+    _, loss = model(x, y)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    return loss.item()
+
+
+def _step(zero="before", clip="norm", backward=True, step=True, train=True, ret="float"):
+    def fn(model, optimizer, x, y, grad_clip=1.0):
+        if train:
+            model.train()
+        if zero == "before":
+            optimizer.zero_grad()
+        _, loss = model(x, y)
+        if backward:
+            loss.backward()
+        if clip == "norm":
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        elif clip == "value":
+            torch.nn.utils.clip_grad_value_(model.parameters(), grad_clip)
+        elif clip == "one":
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        if step:
+            optimizer.step()
+        if clip == "after":
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        if zero == "after":
+            optimizer.zero_grad()
+        return {"float": loss.item(), "tensor": loss, "none": None}[ret]
+
+    return fn
+
+
+def test_train_step_right_answer_passes(capsys):
+    result = check_train_step(train_step)
+    out = capsys.readouterr().out
+    assert result and result.passed == result.total >= 6, out
+    assert result.score(4) == 4.0
+
+
+@pytest.mark.parametrize("kwargs, hint", [
+    (dict(zero="none"), "zero_grad is missing"),
+    (dict(zero="after"), "zeroed after the step"),
+    (dict(clip="after"), "clipped after optimizer.step()"),
+    (dict(clip="none"), "gradient clipping is missing"),
+    (dict(clip="value"), "clip_grad_value_"),
+    (dict(clip="one"), "ignores grad_clip"),
+    (dict(backward=False), "loss.backward() is missing"),
+    (dict(step=False), "optimizer.step() is missing"),
+    (dict(train=False), "model.train()"),
+    (dict(ret="tensor"), "return loss.item()"),
+    (dict(ret="none"), "did you forget `return`"),
+])
+def test_train_step_mistakes_are_named(capsys, kwargs, hint):
+    result = check_train_step(_step(**kwargs))
+    out = capsys.readouterr().out
+    assert not result and result.score(4) < 4.0
+    assert hint in out, out
+    assert "Traceback" not in out
+
+
+def test_train_step_not_implemented_scores_zero(capsys):
+    def todo(model, optimizer, x, y, grad_clip=1.0):
+        raise NotImplementedError()
+
+    result = check_train_step(todo)
+    assert result.score(4) == 0.0 and not result.implemented
+    assert "not implemented yet" in capsys.readouterr().out
+
+
+def decay_step(target, cfg):
+    end = cfg.lr_decay_iters or cfg.max_iters
+    u = 2 * (target - cfg.min_lr) / (cfg.lr - cfg.min_lr) - 1
+    return math.ceil(cfg.warmup_iters + (end - cfg.warmup_iters) * math.acos(max(-1.0, min(1.0, u))) / math.pi)
+
+
+def test_decay_step_reference_is_the_first_step_at_or_below_target():
+    cfg = TrainConfig(lr=1e-3, min_lr=1e-4, warmup_iters=100, max_iters=1000)
+    s = decay_step_reference(5e-4, cfg)
+    assert lr_at(s, cfg) <= 5e-4 < lr_at(s - 1, cfg)
+    with pytest.raises(ValueError, match="between min_lr"):
+        decay_step_reference(2e-3, cfg)
+
+
+def test_decay_step_right_answer_passes(capsys):
+    result = check_decay_step(decay_step)
+    assert result and result.total >= 5, capsys.readouterr().out
+
+
+@pytest.mark.parametrize("wrong, hint", [
+    (lambda t, c: decay_step(t, TrainConfig(**{**c.__dict__, "lr_decay_iters": None})), "ending at max_iters"),
+    (lambda t, c: decay_step(t, TrainConfig(**{**c.__dict__, "min_lr": 0.0})), "down to 0"),
+    (lambda t, c: decay_step(t, c) - 1, "rounding down"),
+    (lambda t, c: math.ceil((c.lr_decay_iters or c.max_iters)
+                            * math.acos(2 * (t - c.min_lr) / (c.lr - c.min_lr) - 1) / math.pi), "from step 0"),
+])
+def test_decay_step_mistakes_are_named(capsys, wrong, hint):
+    result = check_decay_step(wrong)
+    out = capsys.readouterr().out
+    assert not result, out
+    assert hint in out, out
+
+
+def test_new_checkers_are_exported():
+    for name in ("check_train_step", "check_decay_step"):
+        assert name in checks.__all__
