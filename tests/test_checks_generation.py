@@ -138,5 +138,7 @@ def test_kv_cache_step_mistakes_are_named(capsys):
         assert not check_kv_cache_step(_kv_wrong(**kw)), kw
         assert hint in capsys.readouterr().out, kw
     assert check_kv_cache_step(_kv_wrong())
+    from helpers.checks import reference_kv_cache_step
+    assert check_kv_cache_step(reference_kv_cache_step)
     assert not check_kv_cache_step(lambda *a: None)
     assert "did you forget `return`" in capsys.readouterr().out

@@ -22,6 +22,7 @@ __all__ = [
     "check_top_p_filter",
     "check_sample",
     "check_kv_cache_step",
+    "reference_kv_cache_step",
     "check_kv_cache_bytes",
     "check_continuation_log_prob",
 ]
@@ -212,6 +213,13 @@ def check_sample(fn: Callable) -> CheckResult:
     ]
     mistakes = [(name, _run_sampler(wrong, model)) for name, wrong in mistakes]
     return run_cases("sample", _run_sampler(fn, model), cases, mistakes=mistakes)
+
+
+def reference_kv_cache_step(q_new, k_new, v_new, k_cache, v_cache):
+    """One decoding step with a cache: append the new key and value (``[B, H, 1, D]``) to the caches
+    (``[B, H, T, D]``), let the new query attend to every cached position; returns ``(out, k_cache, v_cache)``."""
+    k_all, v_all = torch.cat([k_cache, k_new], dim=-2), torch.cat([v_cache, v_new], dim=-2)
+    return _attend(q_new, k_all, v_all), k_all, v_all
 
 
 def check_kv_cache_step(fn: Callable) -> CheckResult:
