@@ -19,3 +19,11 @@ def pytest_collectstart(collector):
     # SVG output differs on every run (random ids); images are never compared by nbval anyway.
     if collector.fspath and collector.fspath.ext == ".ipynb":
         collector.skip_compare += ("image/svg+xml",)
+
+
+def pytest_collection_modifyitems(items):
+    # nbval waits only 5 s (hard-coded) for a cell's output messages after the cell finished; on a loaded 2-core
+    # machine a cell with a progress bar or a large figure has missed that. 60 s changes nothing when all is well.
+    for item in items:
+        if hasattr(item, "output_timeout"):
+            item.output_timeout = 60
