@@ -13,6 +13,9 @@ os.environ.update(TEST_ENVIRONMENT)
 # Pieces the notebooks' solutions adopt (helpers.yours) go to a folder of this test session, never to the
 # learner's own ~/.cache; child pytest runs (the second kernel path) inherit it.
 os.environ.setdefault("COURSE_WORKDIR", tempfile.mkdtemp(prefix="course-yours-"))
+# An empty Hugging Face cache: a machine that downloaded GPT-2 before would otherwise run the hub's model where
+# the committed outputs (made offline) show the course's fallback.
+os.environ["HF_HUB_CACHE"] = tempfile.mkdtemp(prefix="course-hf-cache-")
 
 
 def pytest_collectstart(collector):

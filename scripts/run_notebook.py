@@ -17,6 +17,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,6 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # COURSE_FAST may be set to 0 by hand to run the learner's full version; the rest is as the tests have it.
 os.environ.update({k: v for k, v in TEST_ENVIRONMENT.items() if k != "COURSE_FAST"})
 os.environ.setdefault("COURSE_FAST", "1")
+os.environ["HF_HUB_CACHE"] = tempfile.mkdtemp(prefix="course-hf-cache-")  # as conftest.py: no GPT-2 cached
+os.environ.setdefault("COURSE_WORKDIR", tempfile.mkdtemp(prefix="course-yours-"))  # the learner's cache untouched
 
 import nbformat  # noqa: E402
 from nbclient import NotebookClient  # noqa: E402
