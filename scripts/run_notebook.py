@@ -21,7 +21,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from helpers import OTHER_KERNEL_PATHS, SECOND_KERNEL_PATH, TEST_ENVIRONMENT  # as the tests have it (conftest.py)
+from helpers import (  # as the tests have it (conftest.py)
+    OTHER_KERNEL_PATHS,
+    SECOND_KERNEL_PATH,
+    TEST_ENVIRONMENT,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -5,8 +5,6 @@ import math
 import torch
 
 from helpers.checks import (
-    check_continuation_log_prob,
-    check_kv_cache_bytes,
     check_kv_cache_step,
     check_temperature_softmax,
     check_top_k_filter,
@@ -37,18 +35,11 @@ def good_kv(q, k, v, kc, vc):
     return w @ vc, kc, vc
 
 
-def good_logp(logits, ids, start):
-    logp = torch.log_softmax(logits, -1)
-    return float(sum(logp[t - 1, ids[t]] for t in range(start, len(ids))))
-
-
 def test_correct_functions_pass(capsys):
     assert check_temperature_softmax(good_temperature)
     assert check_top_k_filter(good_top_k)
     assert check_top_p_filter(good_top_p)
     assert check_kv_cache_step(good_kv)
-    assert check_kv_cache_bytes(lambda L, H, d, T, b: 2 * L * H * d * T * b)
-    assert check_continuation_log_prob(good_logp)
     assert "✗" not in capsys.readouterr().out
 
 
@@ -67,10 +58,6 @@ def test_plausible_mistakes_fail(capsys):
     assert not check_kv_cache_step(no_scale)
     assert not check_top_k_filter(lambda x, k: (_ for _ in ()).throw(NotImplementedError))
     assert "not implemented yet" in capsys.readouterr().out
-    assert not check_kv_cache_bytes(lambda L, H, d, T, b: L * H * d * T * b)  # forgot V (or K)
-    naive = lambda z, ids, s: float(sum(torch.log(torch.softmax(z, -1))[t - 1, ids[t]] for t in range(s, len(ids))))
-    assert not check_continuation_log_prob(naive)  # log(softmax) underflows to -inf on large logits
-    assert not check_continuation_log_prob(lambda z, ids, s: good_logp(z, ids, s + 1))  # off by one
 
 
 # ---------------------------------------------------------------------- the sampler and the KV-cache step's named mistakes

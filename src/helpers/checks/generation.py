@@ -23,8 +23,6 @@ __all__ = [
     "check_sample",
     "check_kv_cache_step",
     "reference_kv_cache_step",
-    "check_kv_cache_bytes",
-    "check_continuation_log_prob",
 ]
 
 
@@ -284,37 +282,3 @@ _KV_MISTAKES = [
 ]
 
 
-def check_kv_cache_bytes(fn: Callable) -> CheckResult:
-    """``fn(n_layer, n_head, d_head, T, bytes_per_value) -> int``: bytes of one sequence's KV cache.
-
-    Keys and values (2) for every layer, head, head dimension and position: ``2·L·H·d·T·bytes``.
-    """
-    cases = []
-    for name, args in [
-        ("GPT-2 small, 1024 positions, fp16", (12, 12, 64, 1024, 2)),
-        ("GPT-2 XL, 1024 positions, fp32", (48, 25, 64, 1024, 4)),
-        ("a tiny model, one position", (2, 4, 8, 1, 4)),
-    ]:
-        L, H, d, T, b = args
-        cases.append(Case(name, args, 2 * L * H * d * T * b, atol=0.5, rtol=0.0))
-    return run_cases("kv_cache_bytes", fn, cases)
-
-
-def check_continuation_log_prob(fn: Callable) -> CheckResult:
-    """``fn(logits [T, V], ids [T], start) -> float``: ``sum_{t >= start} log softmax(logits[t-1])[ids[t]]``.
-
-    ``logits[t]`` is the model's prediction for the token *after* position ``t``; ``start >= 1``.
-    """
-    cases = []
-    for name, (T, V, start), seed in [
-        ("the last token only", (5, 7, 4), 21),
-        ("a continuation of 6 tokens", (10, 12, 4), 22),
-        ("everything after the first token", (8, 5, 1), 23),
-        ("large logits (use log_softmax)", (6, 9, 2), 24),
-    ]:
-        logits = _logits((T, V), seed, scale=400.0 if "large" in name else 2.0)
-        ids = torch.randint(0, V, (T,), generator=torch.Generator().manual_seed(seed + 100))
-        logp = torch.log_softmax(logits.double(), dim=-1)
-        want = sum(float(logp[t - 1, ids[t]]) for t in range(start, T))
-        cases.append(Case(name, (logits.clone(), ids.clone(), start), want, atol=1e-3, rtol=1e-5))
-    return run_cases("continuation_log_prob", fn, cases)

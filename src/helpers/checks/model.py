@@ -22,7 +22,6 @@ __all__ = [
     "check_sinusoidal_positions",
     "check_layer_norm",
     "check_gelu_tanh",
-    "check_gpt2_param_count",
     "check_next_token_loss",
     "check_embedding_backward",
     "check_position_from_encoding",
@@ -143,44 +142,6 @@ def _count(vocab_size: int, block_size: int, n_layer: int, n_embd: int) -> int:
     n_head = 1 if n_embd % 4 else 4
     with torch.device("meta"):
         return GPT(GPTConfig(vocab_size, block_size, n_layer, n_head, n_embd)).num_parameters()
-
-
-def check_gpt2_param_count(fn: Callable[[int, int, int, int], Any]) -> CheckResult:
-    """Check ``fn(vocab_size, block_size, n_layer, n_embd) -> int``: GPT-2's parameters, tied head counted once.
-
-    The reference builds ``helpers.model.GPT`` on the meta device and counts ``num_parameters()``.
-    """
-    sizes = [
-        ("GPT-2 small (124,439,808)", (50257, 1024, 12, 768)),
-        ("GPT-2 medium", (50257, 1024, 24, 1024)),
-        ("a character model (65 symbols, 6 layers, 384 wide)", (65, 256, 6, 384)),
-        ("one layer, 8 wide", (10, 4, 1, 8)),
-    ]
-
-    def exact(expected: int) -> Callable[[Any], tuple[bool, str]]:
-        def pred(got: Any) -> tuple[bool, str]:
-            try:
-                g = int(got)
-            except (TypeError, ValueError):
-                return False, f"expected an int, got {type(got).__name__}"
-            if g != got:
-                return False, f"expected a whole number, got {got!r}"
-            if g == expected:
-                return True, f"{g:,}"
-            hint = ""
-            if g - expected == sizes_vocab_embd.get(expected, -1):
-                hint = " (the output head shares wte's matrix: count it once)"
-            return False, f"got {g:,}, expected {expected:,} (off by {g - expected:+,}){hint}"
-
-        return pred
-
-    sizes_vocab_embd: dict[int, int] = {}
-    cases = []
-    for name, args in sizes:
-        expected = _count(*args)
-        sizes_vocab_embd[expected] = args[0] * args[3]
-        cases.append(Case(name, args, predicate=exact(expected)))
-    return run_cases("gpt2_param_count(vocab_size, block_size, n_layer, n_embd)", fn, cases)
 
 
 # ----------------------------------------------------------------------------------------------- the loss
