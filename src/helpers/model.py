@@ -214,6 +214,24 @@ class Block(nn.Module):
         return x, weights
 
 
+def gpt_modules(config: GPTConfig, block: type[nn.Module]) -> tuple[nn.ModuleDict, nn.Linear]:
+    """GPT-2's modules by GPT-2's names: ``transformer`` (``wte``, ``wpe``, ``drop``, ``h``: ``n_layer`` blocks,
+    ``ln_f``) and ``lm_head``, tied to ``wte``. Shared by ``GPT`` and the exercise reference ``helpers.pieces.GPT``.
+    """
+    transformer = nn.ModuleDict(
+        dict(
+            wte=nn.Embedding(config.vocab_size, config.n_embd),
+            wpe=nn.Embedding(config.block_size, config.n_embd),
+            drop=nn.Dropout(config.dropout),
+            h=nn.ModuleList([block(config) for _ in range(config.n_layer)]),
+            ln_f=nn.LayerNorm(config.n_embd, bias=config.bias, eps=1e-5),
+        )
+    )
+    lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+    lm_head.weight = transformer.wte.weight  # weight tying: one matrix reads and writes tokens
+    return transformer, lm_head
+
+
 class GPT(nn.Module):
     """GPT-2: token + position embeddings, ``n_layer`` pre-LN blocks, a final LayerNorm, a tied output head.
 
@@ -225,17 +243,7 @@ class GPT(nn.Module):
         if not isinstance(config, GPTConfig):
             raise TypeError(f"config must be a GPTConfig, got {type(config).__name__}")
         self.config = config
-        self.transformer = nn.ModuleDict(
-            dict(
-                wte=nn.Embedding(config.vocab_size, config.n_embd),
-                wpe=nn.Embedding(config.block_size, config.n_embd),
-                drop=nn.Dropout(config.dropout),
-                h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
-                ln_f=nn.LayerNorm(config.n_embd, bias=config.bias, eps=1e-5),
-            )
-        )
-        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        self.lm_head.weight = self.transformer.wte.weight  # weight tying: one matrix reads and writes tokens
+        self.transformer, self.lm_head = gpt_modules(config, Block)
         self.apply(self._init_weights)
         # GPT-2's scaled init: each residual branch adds to the stream, 2 per layer, so shrink their outputs.
         for name, p in self.named_parameters():

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..model import _CONV1D, MLP, GPTConfig
+from ..model import _CONV1D, MLP, GPTConfig, gpt_modules
 from ..model import GPT as _ModelGPT
 from .attention import MultiHeadAttention
 
@@ -70,17 +70,7 @@ class GPT(nn.Module):
         super().__init__()
         self.config = _check_config(config)
         block = Block if block is None else block
-        self.transformer = nn.ModuleDict(
-            dict(
-                wte=nn.Embedding(config.vocab_size, config.n_embd),
-                wpe=nn.Embedding(config.block_size, config.n_embd),
-                drop=nn.Dropout(config.dropout),
-                h=nn.ModuleList([block(config) for _ in range(config.n_layer)]),
-                ln_f=nn.LayerNorm(config.n_embd, bias=config.bias, eps=1e-5),
-            )
-        )
-        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        self.lm_head.weight = self.transformer.wte.weight  # tied: one matrix reads and writes tokens
+        self.transformer, self.lm_head = gpt_modules(config, block)  # GPT-2's names, head tied to wte
         init_gpt2_(self, config.n_layer)
 
     def forward(
