@@ -79,8 +79,8 @@ class _Probe:
     learner up, and because the caller can do useful work (import ``transformers``) while it waits.
     """
 
-    def __init__(self, url: str, timeout: float):
-        self.timeout, self._out = timeout, []
+    def __init__(self, endpoint: str, url: str, timeout: float):
+        self.endpoint, self.timeout, self._out = endpoint, timeout, []
         self._start = time.monotonic()
         self._thread = threading.Thread(target=self._attempt, args=(url,), daemon=True)
         self._thread.start()
@@ -102,7 +102,7 @@ class _Probe:
 
 
 def _check_hub(name: str, timeout: float | None):
-    """The cache and offline verdicts at once, or a started probe: ``(ok, reason, probe_or_None)``."""
+    """The cache and offline verdicts at once, ``(ok, reason, None)``, or ``(None, None, probe)`` once asked."""
     if not isinstance(name, str) or not name:
         raise TypeError(f"name must be a non-empty hub id such as 'gpt2', got {name!r}")
     timeout = HUB_TIMEOUT if timeout is None else timeout
@@ -114,14 +114,14 @@ def _check_hub(name: str, timeout: float | None):
         return False, "HF_HUB_OFFLINE is set and it is not in the local cache", None
     from huggingface_hub import constants
 
-    return None, constants.ENDPOINT, _Probe(f"{constants.ENDPOINT}/api/models/{name}", timeout)
+    return None, None, _Probe(constants.ENDPOINT, f"{constants.ENDPOINT}/api/models/{name}", timeout)
 
 
 def _verdict(ok, reason, probe) -> tuple[bool, str | None]:
     if probe is None:
         return ok, reason
     why = probe.result()
-    return (True, None) if why is None else (False, f"the hub at {reason} did not answer ({why})")
+    return (True, None) if why is None else (False, f"the hub at {probe.endpoint} did not answer ({why})")
 
 
 def hub_available(name: str = "gpt2", timeout: float | None = None) -> tuple[bool, str | None]:
