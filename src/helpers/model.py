@@ -9,9 +9,12 @@ Shapes: ``B`` batch, ``T`` time, ``C`` = ``n_embd``, ``H`` heads, ``D`` = ``C //
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import shutil
 from dataclasses import dataclass, fields
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -20,6 +23,9 @@ from torch.nn import functional as F
 from .attention import scaled_dot_product_attention
 
 __all__ = ["GPTConfig", "GPT", "GPTOutput", "KVCache", "Block", "CausalSelfAttention", "MLP"]
+
+MLP_KINDS = ("gelu", "none")  # "none": attention-only blocks (no ln_2, no MLP), as in Olsson et al.'s toy models
+CONFIG_TYPE = "transformers-by-hand-gpt"  # config.json's model_type for folders written by GPT.save_pretrained
 
 # Transposed when copying to/from Hugging Face (its Conv1D keeps weights as [in, out]).
 _CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
@@ -36,6 +42,7 @@ class GPTConfig:
     n_embd: int = 768
     dropout: float = 0.0
     bias: bool = True  # biases in Linear layers and LayerNorms, as GPT-2 has
+    mlp: str = "gelu"  # the feed-forward sublayer: "gelu" (GPT-2's) or "none" (an attention-only model)
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
@@ -52,6 +59,8 @@ class GPTConfig:
             raise ValueError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout!r}")
         if not isinstance(self.bias, bool):
             raise TypeError(f"GPTConfig.bias must be a bool, got {type(self.bias).__name__}")
+        if self.mlp not in MLP_KINDS:
+            raise ValueError(f"GPTConfig.mlp must be one of {MLP_KINDS}, got {self.mlp!r}")
 
 
 @dataclass
@@ -196,21 +205,25 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    """A pre-LN Transformer block, as GPT-2: ``x + Attn(LN(x))`` then ``x + MLP(LN(x))``."""
+    """A pre-LN Transformer block, as GPT-2: ``x + Attn(LN(x))`` then ``x + MLP(LN(x))``.
+
+    With ``config.mlp == "none"`` the block is attention only (``ln_2`` and ``mlp`` are None)."""
 
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
         self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias, eps=1e-5)
         self.attn = CausalSelfAttention(config)
-        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias, eps=1e-5)
-        self.mlp = MLP(config)
+        has_mlp = config.mlp != "none"
+        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias, eps=1e-5) if has_mlp else None
+        self.mlp = MLP(config) if has_mlp else None
 
     def forward(
         self, x: torch.Tensor, need_weights: bool = False, kv_cache: KVCache | None = None, layer: int = 0
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         a, weights = self.attn(self.ln_1(x), need_weights=need_weights, kv_cache=kv_cache, layer=layer)
         x = x + a
-        x = x + self.mlp(self.ln_2(x))
+        if self.mlp is not None:
+            x = x + self.mlp(self.ln_2(x))
         return x, weights
 
 
@@ -380,14 +393,78 @@ class GPT(nn.Module):
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike = "gpt2", **kwargs) -> GPT:
-        """Load a GPT-2 checkpoint through ``transformers`` (hub name or local folder; safetensors only)."""
+        """Load a model: a folder written by ``save_pretrained`` (the course's own configurations, such as
+        attention-only), or a GPT-2 checkpoint through ``transformers`` (hub name or local folder). Safetensors
+        only: never a pickle."""
         if not isinstance(name_or_path, (str, os.PathLike)):
             raise TypeError(f"name_or_path must be a str or path, got {type(name_or_path).__name__}")
+        folder = Path(name_or_path)
+        config_file = folder / "config.json"
+        if config_file.is_file():
+            raw = json.loads(config_file.read_text(encoding="utf-8"))
+            if raw.get("model_type") == CONFIG_TYPE:
+                if kwargs:
+                    raise TypeError(f"unexpected arguments {sorted(kwargs)} for a course folder ({folder})")
+                return cls._load_own(folder, raw)
         from transformers import GPT2LMHeadModel
 
         kwargs.setdefault("use_safetensors", True)  # never unpickle weights from a file we did not make
         hf = GPT2LMHeadModel.from_pretrained(name_or_path, attn_implementation="eager", **kwargs)
         return cls.from_hf(hf).eval()
+
+    @classmethod
+    def _load_own(cls, folder: Path, raw: dict) -> GPT:
+        weights = folder / "model.safetensors"
+        if not weights.is_file():
+            raise FileNotFoundError(f"{folder} has a config.json but no model.safetensors")
+        names = {f.name for f in fields(GPTConfig)}
+        unknown = sorted(set(raw) - names - {"model_type", "architectures", "format_version"})
+        if unknown:
+            raise ValueError(f"{folder / 'config.json'} has keys this version does not know: {unknown}")
+        model = cls(GPTConfig(**{k: v for k, v in raw.items() if k in names}))
+        from safetensors.torch import load_file
+
+        state = load_file(str(weights))
+        expected = {k for k in model.state_dict() if k != "lm_head.weight"}  # the head is tied to wte
+        missing, extra = sorted(expected - set(state)), sorted(set(state) - expected)
+        if missing or extra:
+            raise ValueError(f"{weights} does not match its config: missing {missing[:5]}, unexpected {extra[:5]}")
+        with torch.no_grad():
+            for k, v in model.state_dict().items():
+                if k == "lm_head.weight":
+                    continue
+                if state[k].shape != v.shape:
+                    raise ValueError(f"shape mismatch for {k}: config says {tuple(v.shape)}, "
+                                     f"file has {tuple(state[k].shape)}")
+                v.copy_(state[k])
+        return model.eval()
+
+    def save_pretrained(self, path: str | os.PathLike) -> Path:
+        """Write ``config.json`` (this ``GPTConfig``) and ``model.safetensors`` to the folder ``path``, atomically:
+        a failure leaves the previous folder as it was. ``GPT.from_pretrained(path)`` loads it back."""
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path must be a str or path, got {type(path).__name__}")
+        for name, p in self.named_parameters():
+            if not torch.isfinite(p).all():
+                raise ValueError(f"refusing to save: parameter {name} holds NaN or inf")
+        from safetensors.torch import save_file
+
+        out = Path(path)
+        tmp = out.with_name(out.name + ".tmp")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items() if k != "lm_head.weight"}
+        save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        config = {"model_type": CONFIG_TYPE, "format_version": 1, **self.config_dict()}
+        (tmp / "config.json").write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
+        if out.exists():  # keep anything else in the folder (a model card): replace only our two files
+            for name in ("model.safetensors", "config.json"):
+                os.replace(tmp / name, out / name)
+            shutil.rmtree(tmp)
+        else:
+            os.replace(tmp, out)
+        return out
 
     def to_hf(self, attn_implementation: str | None = None):
         """The same weights in a ``transformers`` ``GPT2LMHeadModel`` (GPT-2 has biases, so ``bias`` must be True).
@@ -398,6 +475,9 @@ class GPT(nn.Module):
         from transformers import GPT2Config, GPT2LMHeadModel
 
         c = self.config
+        if c.mlp != "gelu":
+            raise ValueError(f"GPT-2 in transformers always has a GELU MLP; this model has mlp={c.mlp!r} "
+                             "(save it with save_pretrained instead)")
         if not c.bias:
             raise ValueError("GPT-2 in transformers always has biases; this model was built with bias=False")
         hf_config = GPT2Config(

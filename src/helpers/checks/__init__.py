@@ -8,5 +8,6 @@ from ._core import Case, CheckResult, close, run_cases
 
 __all__ = ["Case", "CheckResult", "close", "run_cases"] + _reexport(
     globals(), __name__,
-    ("attention", "model", "tokenization", "training", "generation", "gpt2", "analysis", "society"),
+    ("attention", "model", "tokenization", "training", "generation", "gpt2", "analysis", "society",
+     "induction"),
 )
