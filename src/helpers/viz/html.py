@@ -1,16 +1,26 @@
-"""An interactive attention "head view" as one self-contained HTML page: no network, no CDN, nothing to install.
+"""Interactive attention views as one self-contained HTML page: no network, no CDN, nothing to install.
 
 ``attention_html(attentions, tokens)`` returns the page as a string: the weights (quantised to bytes, base64),
-an inline SVG drawing of the default view (so it shows something even where scripts do not run, such as a
-notebook on GitHub), inline styles, and a small inline script that adds the interaction: pick the layer, click
-heads on and off, hover a token to see what it attends to (left column) or what attends to it (right column).
+an inline SVG drawing of the line view (so it shows something even where scripts do not run, such as a
+notebook on GitHub), inline styles, and a small inline script that adds the interaction. Three views, chosen by
+the tabs at the top (``view=`` picks the first one shown):
+
+- **head view**: one layer, the selected heads as heatmaps (query rows, key columns, 0..1 viridis scale; hover
+  a cell to read its weight);
+- **model view**: every layer x head as a small heatmap; click one to open that layer and head in the head view;
+- **line view**: queries on the left, keys on the right, one line per weight in each head's colour; hover a
+  token to see what it attends to (left column) or what attends to it (right column).
+
+The layer menu and the head chips (click to switch a head on or off) drive the head and line views.
 
 In a notebook: ``IPython.display.HTML(attention_html(..., full_page=False))``. Element ids are derived from a
 hash of the content, so the same input gives the same text (nbval compares HTML outputs as text).
 ``save_attention_html(path, ...)`` writes the full page; open it in any browser, offline.
 
-When the page's address ends in ``#selftest``, the script hovers one token, switches the layer, and writes what
-changed into the ``data-selftest`` attribute of the view (the browser test reads it back).
+When the page's address ends in ``#selftest``, the script hovers one token, switches the layer, toggles a head,
+opens the model view and clicks a thumbnail, and writes what changed into the ``data-selftest`` attribute of
+the view (the browser tests read it back); it then puts the model-view state back, so the page ends on the line
+view of the last layer with head 0 switched off.
 """
 
 from __future__ import annotations
@@ -25,13 +35,27 @@ from pathlib import Path
 
 import numpy as np
 
-from .attention import HEAD_COLORS, _index, _pick, _tokens, _visible, _window, stack_attentions
+from .attention import HEAD_COLORS, _index, _is_causal, _pick, _tokens, _visible, _window, stack_attentions
 
-__all__ = ["attention_html", "save_attention_html"]
+__all__ = ["attention_html", "save_attention_html", "HTML_VIEWS"]
+
+#: The views of the page, in the order of its tabs, with the names the tabs show.
+HTML_VIEWS = {"head": "head view", "model": "model view", "lines": "line view"}
 
 _ROW = 18  # px per token row
 _GAP = 220  # px between the two columns of tokens
 _PAD = 28  # px above the first row (column captions)
+_VIRIDIS: str | None = None  # the colour scale as 256 hex RGB triples, made once from matplotlib's viridis
+
+
+def _viridis() -> str:
+    global _VIRIDIS
+    if _VIRIDIS is None:
+        import matplotlib
+
+        rgb = np.rint(matplotlib.colormaps["viridis"](np.linspace(0.0, 1.0, 256))[:, :3] * 255).astype(np.uint8)
+        _VIRIDIS = rgb.tobytes().hex()
+    return _VIRIDIS
 
 _CSS = """
 #{id} {{ font-family: system-ui, -apple-system, "Segoe UI", sans-serif; font-size: 13px; color: #222;
@@ -45,6 +69,19 @@ _CSS = """
 #{id} .attn-status {{ color: #555; font-size: 12px; min-height: 1.3em; }}
 #{id} g.attn-tok {{ cursor: default; }}
 #{id} g.attn-tok.active text {{ font-weight: 700; }}
+#{id} .attn-tabs {{ display: flex; gap: 2px; margin-bottom: 6px; border-bottom: 1px solid #ccc; }}
+#{id} .attn-tab {{ padding: 2px 10px; border: 1px solid #ccc; border-bottom: none; border-radius: 4px 4px 0 0;
+  cursor: pointer; user-select: none; background: #f4f4f4; color: #444; }}
+#{id} .attn-tab.on {{ background: #fff; color: #000; font-weight: 600; }}
+#{id} [hidden] {{ display: none !important; }}
+#{id} .attn-heads-grid {{ display: flex; flex-wrap: wrap; gap: 12px; }}
+#{id} .attn-fig {{ display: inline-flex; flex-direction: column; align-items: center; gap: 2px; font-size: 12px; }}
+#{id} canvas.attn-heat, #{id} canvas.attn-thumb {{ image-rendering: pixelated; border: 1px solid #ccc; }}
+#{id} canvas.attn-heat {{ cursor: crosshair; }}
+#{id} .attn-model {{ display: inline-grid; gap: 4px; align-items: center; justify-items: center; }}
+#{id} canvas.attn-thumb {{ cursor: pointer; }}
+#{id} canvas.attn-thumb.sel {{ outline: 2px solid #d62728; outline-offset: 1px; }}
+#{id} .attn-cap {{ font-size: 11px; color: #555; white-space: nowrap; }}
 """
 
 # The interaction. Plain ES5, no libraries; it finds its own view (the element that contains the script).
@@ -55,17 +92,38 @@ _JS = r"""
   if (!root || root.getAttribute('data-ready')) return;
   root.setAttribute('data-ready', '1');
   var D = JSON.parse(root.querySelector('script.attn-data').textContent);
-  var n = D.n, H = D.H, raw = atob(D.weights), W = new Uint8Array(raw.length);
+  var n = D.n, H = D.H, L = D.L, raw = atob(D.weights), W = new Uint8Array(raw.length);
   for (var b = 0; b < raw.length; b++) W[b] = raw.charCodeAt(b);
   function w(l, h, i, j) { return W[((l * H + h) * n + i) * n + j] / 255; }
+  var LUT = [];
+  for (var c = 0; c < 256; c++) LUT.push([0, 2, 4].map(function (o) { return parseInt(D.cmap.substr(6 * c + o, 2), 16); }));
   var NS = 'http://www.w3.org/2000/svg';
   var svg = root.querySelector('svg.attn-svg'), edges = svg.querySelector('g.attn-edges');
   var select = root.querySelector('select.attn-layer'), status = root.querySelector('.attn-status');
-  var heads = root.querySelectorAll('.attn-head');
-  var state = {layer: D.layer, heads: D.heads.slice(), side: null, idx: -1};
+  var heads = root.querySelectorAll('.attn-head'), tabs = root.querySelectorAll('.attn-tab');
+  var panels = {head: root.querySelector('.attn-panel-head'), model: root.querySelector('.attn-panel-model'),
+                lines: root.querySelector('.attn-panel-lines')};
+  var state = {layer: D.layer, heads: D.heads.slice(), side: null, idx: -1, view: D.view, cell: '', count: 0};
   function y(i) { return D.pad + i * D.row + D.row / 2; }
   function tokens(side) { return svg.querySelectorAll('g.attn-tok.' + side); }
-  function render() {
+  function paint(canvas, l, h) {  // one head's n x n weights, one pixel per cell (CSS scales it up)
+    canvas.width = n; canvas.height = n;
+    var ctx = canvas.getContext('2d'), img = ctx.createImageData(n, n), p = img.data;
+    for (var i = 0; i < n; i++) {
+      for (var j = 0; j < n; j++) {
+        var o = 4 * (i * n + j), rgb = D.causal && j > i ? [217, 217, 217] : LUT[W[((l * H + h) * n + i) * n + j]];
+        p[o] = rgb[0]; p[o + 1] = rgb[1]; p[o + 2] = rgb[2]; p[o + 3] = 255;
+      }
+    }
+    ctx.putImageData(img, 0, 0);
+  }
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+  function drawLines() {
     while (edges.firstChild) edges.removeChild(edges.firstChild);
     var shade = [], count = 0, i, j, k;
     for (j = 0; j < n; j++) shade.push(0);
@@ -100,16 +158,90 @@ _JS = r"""
         toks[i].classList.toggle('active', state.side === sides[s] && idx === state.idx);
       }
     }
-    for (k = 0; k < heads.length; k++) {
+    state.count = count;
+  }
+  function drawHeads() {  // the head view: the selected heads of the layer, one heatmap each
+    var panel = panels.head;
+    while (panel.firstChild) panel.removeChild(panel.firstChild);
+    var grid = el('div', 'attn-heads-grid');
+    for (var k = 0; k < state.heads.length; k++) {
+      var h = state.heads[k], fig = el('div', 'attn-fig'), cap = el('span', 'attn-cap', 'head ' + h);
+      cap.style.color = D.colors[h % D.colors.length];
+      cap.style.fontWeight = '600';
+      var cv = el('canvas', 'attn-heat');
+      cv.setAttribute('data-head', h);
+      cv.style.width = cv.style.height = D.heat + 'px';
+      paint(cv, state.layer, h);
+      fig.appendChild(cap); fig.appendChild(cv);
+      grid.appendChild(fig);
+    }
+    if (!state.heads.length) grid.appendChild(el('span', 'attn-hint', 'no head selected: click a head above'));
+    panel.appendChild(grid);
+  }
+  var thumbs = null;
+  function drawModel() {  // the model view: every layer x head, built once; the selection is outlined
+    if (!thumbs) {
+      thumbs = [];
+      var grid = el('div', 'attn-model');
+      grid.style.gridTemplateColumns = 'auto repeat(' + H + ', ' + (D.thumb + 6) + 'px)';
+      grid.appendChild(el('span', 'attn-cap', ''));
+      for (var h = 0; h < H; h++) grid.appendChild(el('span', 'attn-cap', 'head ' + h));
+      for (var l = 0; l < L; l++) {
+        grid.appendChild(el('span', 'attn-cap', 'layer ' + l));
+        for (h = 0; h < H; h++) {
+          var cv = el('canvas', 'attn-thumb');
+          cv.setAttribute('data-layer', l); cv.setAttribute('data-head', h);
+          cv.title = 'layer ' + l + ', head ' + h + ': click to open it in the head view';
+          cv.style.width = cv.style.height = D.thumb + 'px';
+          paint(cv, l, h);
+          cv.addEventListener('click', function (e) {
+            state.layer = +e.currentTarget.getAttribute('data-layer');
+            state.heads = [+e.currentTarget.getAttribute('data-head')];
+            select.value = String(state.layer);
+            state.view = 'head';
+            render();
+          });
+          grid.appendChild(cv);
+          thumbs.push(cv);
+        }
+      }
+      panels.model.appendChild(grid);
+    }
+    for (var t = 0; t < thumbs.length; t++) {
+      var on = +thumbs[t].getAttribute('data-layer') === state.layer &&
+        state.heads.indexOf(+thumbs[t].getAttribute('data-head')) >= 0;
+      thumbs[t].classList.toggle('sel', on);
+    }
+  }
+  function showStatus() {
+    var what;
+    if (state.view === 'lines') {
+      what = (state.side === null ? 'hover a token' :
+        (state.side === 'q' ? 'query ' : 'key ') + JSON.stringify(D.tokens[state.idx]) + ' (' + state.idx + ')') +
+        ' \u00b7 ' + state.count + ' lines';
+    } else if (state.view === 'head') {
+      what = state.cell || 'hover a cell: row = query, column = key';
+    } else {
+      what = L + ' layers \u00d7 ' + H + ' heads \u00b7 click one to open it';
+    }
+    status.textContent = D.names[state.view] + ' \u00b7 layer ' + state.layer + ' \u00b7 heads ' +
+      (state.heads.join(',') || 'none') + ' \u00b7 ' + what;
+  }
+  function render() {
+    drawLines();
+    for (var k = 0; k < heads.length; k++) {
       var hh = +heads[k].getAttribute('data-head');
       heads[k].classList.toggle('off', state.heads.indexOf(hh) < 0);
     }
-    var what = state.side === null ? 'hover a token' :
-      (state.side === 'q' ? 'query ' : 'key ') + JSON.stringify(D.tokens[state.idx]) + ' (' + state.idx + ')';
-    status.textContent = 'layer ' + state.layer + ' \u00b7 heads ' + (state.heads.join(',') || 'none') +
-      ' \u00b7 ' + what + ' \u00b7 ' + count + ' lines';
-    root.setAttribute('data-lines', count);
+    for (k = 0; k < tabs.length; k++) tabs[k].classList.toggle('on', tabs[k].getAttribute('data-view') === state.view);
+    for (var v in panels) panels[v].hidden = v !== state.view;
+    if (state.view === 'head') drawHeads();
+    if (state.view === 'model') drawModel();
+    showStatus();
+    root.setAttribute('data-lines', state.count);
     root.setAttribute('data-layer', state.layer);
+    root.setAttribute('data-heads', state.heads.join(','));
+    root.setAttribute('data-view', state.view);
     root.setAttribute('data-hover', state.side === null ? '' : state.side + state.idx);
   }
   svg.addEventListener('mouseover', function (e) {
@@ -120,6 +252,17 @@ _JS = r"""
     render();
   });
   svg.addEventListener('mouseleave', function () { state.side = null; state.idx = -1; render(); });
+  panels.head.addEventListener('mousemove', function (e) {
+    var cv = e.target;
+    if (!cv.classList || !cv.classList.contains('attn-heat')) return;
+    var r = cv.getBoundingClientRect(), h = +cv.getAttribute('data-head');
+    var i = Math.max(0, Math.min(n - 1, Math.floor((e.clientY - r.top) / r.height * n)));
+    var j = Math.max(0, Math.min(n - 1, Math.floor((e.clientX - r.left) / r.width * n)));
+    state.cell = 'head ' + h + ': query ' + JSON.stringify(D.tokens[i]) + ' (' + i + ') \u2192 key ' +
+      JSON.stringify(D.tokens[j]) + ' (' + j + ') = ' + (D.causal && j > i ? 'masked' : w(state.layer, h, i, j).toFixed(2));
+    showStatus();
+  });
+  panels.head.addEventListener('mouseleave', function () { state.cell = ''; showStatus(); });
   select.addEventListener('change', function () { state.layer = +select.value; render(); });
   for (var k = 0; k < heads.length; k++) {
     heads[k].addEventListener('click', function (e) {
@@ -129,8 +272,13 @@ _JS = r"""
       render();
     });
   }
+  for (k = 0; k < tabs.length; k++) {
+    tabs[k].addEventListener('click', function (e) { state.view = e.currentTarget.getAttribute('data-view'); render(); });
+  }
+  root.querySelector('.attn-tabs').hidden = false;
   render();
   if (window.location.hash === '#selftest') {
+    state.view = 'lines'; render();
     var out = {tokens: tokens('q').length, lines_all: +root.getAttribute('data-lines')};
     var last = tokens('q')[n - 1];
     last.querySelector('text').dispatchEvent(new MouseEvent('mouseover', {bubbles: true}));
@@ -148,6 +296,29 @@ _JS = r"""
     out.layer = +root.getAttribute('data-layer');
     heads[0].dispatchEvent(new MouseEvent('click', {bubbles: true}));
     out.heads_after_click = state.heads.slice();
+    // the model view: every thumbnail painted; a click opens that layer and head in the head view
+    var after = {layer: state.layer, heads: state.heads.slice()};
+    function opaque(cv) {
+      var px = cv.getContext('2d').getImageData(0, 0, cv.width, cv.height).data, m = 0;
+      for (var o = 3; o < px.length; o += 4) m += px[o] === 255;
+      return m;
+    }
+    root.querySelector('.attn-tab[data-view="model"]').dispatchEvent(new MouseEvent('click', {bubbles: true}));
+    out.model_view = root.getAttribute('data-view');
+    out.model_visible = !panels.model.hidden && panels.lines.hidden && panels.head.hidden;
+    var all = panels.model.querySelectorAll('canvas.attn-thumb');
+    out.thumbs = all.length;
+    out.thumbs_painted = 0;
+    for (var t = 0; t < all.length; t++) out.thumbs_painted += opaque(all[t]) === n * n;
+    var pick = panels.model.querySelector('canvas.attn-thumb[data-layer="0"][data-head="' + (H - 1) + '"]');
+    pick.dispatchEvent(new MouseEvent('click', {bubbles: true}));
+    var heat = panels.head.querySelectorAll('canvas.attn-heat');
+    out.thumb_click = {view: root.getAttribute('data-view'), layer: state.layer, heads: state.heads.slice(),
+                       select: +select.value, heatmaps: heat.length, painted: heat.length ? opaque(heat[0]) : 0,
+                       head_visible: !panels.head.hidden && panels.model.hidden};
+    state.layer = after.layer; state.heads = after.heads; select.value = String(after.layer);
+    state.view = 'lines';
+    render();
     root.setAttribute('data-selftest', JSON.stringify(out));
   }
 })();
@@ -205,14 +376,17 @@ def attention_html(
     min_weight: float = 0.02,
     max_tokens: int = 256,
     full_page: bool = True,
+    view: str = "lines",
 ) -> str:
-    """The interactive head view as one self-contained HTML string (a whole page, or a fragment to display).
+    """The interactive attention views as one self-contained HTML string (a whole page, or a fragment).
 
     ``attentions``: per-layer ``[B, H, T, T]`` tuple (our ``GPT`` with ``return_attention=True``, or Hugging
     Face with ``output_attentions=True``), or anything ``stack_attentions`` takes; ``tokens``: ``T`` strings.
-    ``layer`` and ``heads`` (default: all) are what is shown first; ``window=(start, end)`` keeps those tokens.
-    Weights are stored to 1/255; lines below ``min_weight`` are not drawn. Longer than ``max_tokens``: an error
-    (use a window). Same input, same string: ids come from a hash of the content.
+    ``layer``, ``heads`` (default: all) and ``view`` (``"head"``: heatmaps of the selected heads, ``"model"``:
+    every layer x head, click one to open it, ``"lines"``: the token-to-token lines) are what is shown first;
+    ``window=(start, end)`` keeps those tokens. Weights are stored to 1/255; lines below ``min_weight`` are not
+    drawn. Longer than ``max_tokens``: an error (use a window). Same input, same string: ids come from a hash
+    of the content. Without scripts (a notebook on GitHub) the line view of ``layer``/``heads`` is shown.
     """
     a = stack_attentions(attentions, batch)
     tokens = _tokens(tokens, a.shape[-2], a.shape, "tokens")
@@ -230,6 +404,8 @@ def attention_html(
         raise ValueError(f"min_weight must be in [0, 1), got {min_weight!r}")
     if title is not None and not isinstance(title, str):
         raise TypeError(f"title must be a str or None, got {type(title).__name__}")
+    if not isinstance(view, str) or view not in HTML_VIEWS:
+        raise ValueError(f"view must be one of {tuple(HTML_VIEWS)}, got {view!r}")
 
     q = np.rint(np.clip(np.nan_to_num(a, nan=0.0), 0.0, 1.0) * 255).astype(np.uint8)  # [L, H, n, n]
     label = int(min(160, max(40, 8 * max(len(_visible(t)) for t in tokens) + 14)))
@@ -239,6 +415,8 @@ def attention_html(
         "L": L, "H": H, "n": n, "tokens": tokens, "layer": layer, "heads": heads,
         "colors": list(HEAD_COLORS), "weights": base64.b64encode(q.tobytes()).decode("ascii"),
         "row": geo["row"], "pad": geo["pad"], "x1": geo["x1"], "x2": geo["x2"], "min_weight": geo["min_weight"],
+        "view": view, "names": HTML_VIEWS, "causal": _is_causal(a), "cmap": _viridis(),
+        "thumb": int(min(96, max(40, 3 * n))), "heat": int(min(360, max(140, 10 * n))),
     }
     payload = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     vid = "attn-" + hashlib.sha1(f"{payload}|{title}".encode()).hexdigest()[:12]
@@ -250,16 +428,26 @@ def attention_html(
         f'style="background:{HEAD_COLORS[h % len(HEAD_COLORS)]}">{h}</span>'
         for h in range(H)
     )
+    tabs = "".join(
+        f'<span class="attn-tab{" on" if v == "lines" else ""}" data-view="{v}">{name}</span>'
+        for v, name in HTML_VIEWS.items()
+    )
     body = (
-        f'<div class="attn-view" id="{vid}">'
+        f'<div class="attn-view" id="{vid}" data-view="lines">'
         f"<style>{_CSS.format(id=vid)}</style>"
         + (f'<div class="attn-title">{html.escape(title)}</div>' if title else "")
+        + f'<div class="attn-tabs" hidden>{tabs}</div>'  # shown by the script (without it only lines are drawn)
         + f'<div class="attn-controls"><label>layer <select class="attn-layer">{options}</select></label>'
         f"<span>heads {chips}</span>"
-        '<span class="attn-hint">hover a token: left = what it attends to, right = what attends to it</span>'
+        '<span class="attn-hint">line view: hover a token (left = what it attends to, right = what attends to '
+        "it); model view: click a head to open it</span>"
         "</div>"
+        '<div class="attn-panel attn-panel-head" hidden></div>'
+        '<div class="attn-panel attn-panel-model" hidden></div>'
+        '<div class="attn-panel attn-panel-lines">'
         + _static_svg(q, tokens, layer, heads, geo, vid)
-        + f'<div class="attn-status">layer {layer} · heads {",".join(map(str, heads))} '
+        + "</div>"
+        + f'<div class="attn-status">line view · layer {layer} · heads {",".join(map(str, heads))} '
         "(static picture: the script adds the interaction)</div>"
         f'<script type="application/json" class="attn-data">{payload}</script>'
         f"<script>{_JS.replace('{id}', vid)}</script>"
