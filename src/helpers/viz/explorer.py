@@ -84,6 +84,11 @@ def _heads(heads, n: int) -> list[int]:
     return out
 
 
+def _which(heads: list[int]) -> str:
+    """``"head 2"`` or ``"heads 0,2"``: for titles."""
+    return f"head {heads[0]}" if len(heads) == 1 else f"heads {','.join(map(str, heads))}"
+
+
 def _view(view) -> str:
     if not isinstance(view, str) or view not in EXPLORER_VIEWS:
         raise ValueError(f"view must be one of {EXPLORER_VIEWS}, got {view!r}")
@@ -342,7 +347,7 @@ class AttentionExplorer:
             cell = min(1.7, max(0.8, 10.0 / max(self.n_layer, self.n_head)))
             fig = plot_attention_grid(a[:, None], tokens, cell_size=cell,
                                       title=f"model view: {self.n_layer} layers x {self.n_head} heads "
-                                            f"(framed: layer {layer}, heads {','.join(map(str, heads))})")
+                                            f"(framed: layer {layer}, {_which(heads)})")
             for h in heads:  # frame the selection (axes are made row by row; the colour bar comes last)
                 for spine in fig.axes[layer * self.n_head + h].spines.values():
                     spine.set_edgecolor("#d62728")
@@ -350,7 +355,7 @@ class AttentionExplorer:
             return fig
         if view == "lines":
             return plot_attention_lines(a[:, None], tokens, layer=layer, head=heads,
-                                        title=f"line view: layer {layer}, heads {','.join(map(str, heads))}")
+                                        title=f"line view: layer {layer}, {_which(heads)}")
         if len(heads) == 1:
             return plot_attention(a[layer], tokens, head=heads[0], title=f"head view: layer {layer}, head {heads[0]}")
         cols = min(len(heads), 4)
@@ -363,7 +368,7 @@ class AttentionExplorer:
                 continue
             plot_attention(a[layer], tokens, head=heads[k], ax=ax, title=f"head {heads[k]}", colorbar=False,
                            annotate=n <= 6, max_labels=20)
-        fig.suptitle(f"head view: layer {layer}, heads {','.join(map(str, heads))}")
+        fig.suptitle(f"head view: layer {layer}, {_which(heads)}")
         fig.tight_layout()
         return fig
 
@@ -412,7 +417,7 @@ class AttentionExplorer:
         return (
             f"[attention explorer: {self.n_layer} layers x {self.n_head} heads over {self.n_tokens} tokens, "
             "with head, model and line views; the controls need a live Jupyter kernel, the picture below is the "
-            f"{HTML_VIEWS[self._view]} of layer {self._layer}, heads {','.join(map(str, self._heads)) or 'none'}]"
+            f"{HTML_VIEWS[self._view]} of layer {self._layer}, {_which(self._heads) if self._heads else 'no head'}]"
         )
 
     def __repr__(self) -> str:
@@ -494,8 +499,10 @@ class AttentionExplorer:
                 c["buttons"][(layer, h)] = button
                 children.append(widgets.VBox([img, button], layout=widgets.Layout(align_items="center")))
         c["model"].children = children
-        c["model"].layout.grid_template_columns = f"auto repeat({self.n_head}, {px + 8}px)"
+        c["model"].layout.grid_template_columns = f"max-content repeat({self.n_head}, {px + 8}px)"
         c["model"].layout.grid_gap = "4px"
+        c["model"].layout.justify_content = "flex-start"
+        c["model"].layout.align_items = "center"
 
     def _sync_controls(self) -> None:
         c = self._controls
