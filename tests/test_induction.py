@@ -9,9 +9,20 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers.induction import (HOLD_OUT, RepeatBatch, ToyConfig, ablate_heads, evaluate_induction,
-                               in_context_score, repeated_spans, span_induction_score, span_losses, token_losses,
-                               train_induction)
+from helpers.induction import (
+    HOLD_OUT,
+    RepeatBatch,
+    ToyConfig,
+    ablate_heads,
+    composition_scores,
+    evaluate_induction,
+    in_context_score,
+    repeated_spans,
+    span_induction_score,
+    span_losses,
+    token_losses,
+    train_induction,
+)
 from helpers.model import GPT, GPTConfig
 
 CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "induction-2l"
@@ -155,6 +166,18 @@ def test_ablating_the_previous_token_heads_removes_the_pattern(shipped):
     if others:  # the other layer-0 heads are not needed for it
         with ablate_heads(model, 0, others):
             assert evaluate_induction(model, test)["induction"][1, ind_head] > 0.5 * ev["induction"][1, ind_head]
+
+
+def test_k_composition(shipped):
+    model, cfg, test, ev = shipped
+    prev_heads = [h for h in range(model.config.n_head) if ev["prev"][0, h] >= 0.3]
+    ind_head = int(ev["induction"][1].argmax())
+    comp = composition_scores(model, test, prev_heads)
+    assert torch.allclose(comp["none"], ev["induction"][1], atol=1e-5)  # the hand-made attention is the model's
+    assert comp["k"][ind_head] < 0.1  # keys without the previous-token heads: no induction pattern
+    assert comp["q"][ind_head] > 0.5 * ev["induction"][1, ind_head]  # queries without them: still there
+    with pytest.raises(ValueError, match="layer"):
+        composition_scores(model, test, prev_heads, layer=0)
 
 
 def test_batch_positions_reject_bad_names():

@@ -46,6 +46,7 @@ __all__ = [
     "prev_token_scores",
     "in_context_score",
     "ablate_heads",
+    "composition_scores",
     "evaluate_induction",
     "train_induction",
 ]
@@ -251,9 +252,53 @@ def ablate_heads(model: GPT, layer: int, heads: int | Sequence[int], mean: bool 
 
 
 @torch.no_grad()
+def composition_scores(model: GPT, batch: RepeatBatch, heads: int | Sequence[int], layer: int = 1) -> dict:
+    """Which path of block ``layer``'s attention needs layer-0 ``heads``? Their output is removed from the input
+    of only the **queries** (``"q"``), only the **keys** (``"k"``), or both (``"qk"``), the rest of the block
+    reading the intact stream; returns ``{path: [H]}``, the induction score of every head of ``layer`` (with
+    ``"none"``: nothing removed). K-composition shows as a score that collapses under ``"k"`` and not ``"q"``."""
+    if not isinstance(model, GPT):
+        raise TypeError(f"model must be a helpers.model.GPT, got {type(model).__name__}")
+    if not isinstance(layer, int) or not 1 <= layer < model.config.n_layer:
+        raise ValueError(f"layer must be an int in [1, {model.config.n_layer - 1}], got {layer!r}")
+    was_training = model.training
+    model.eval()
+    idx = batch.idx
+    T = idx.shape[1]
+    x = model.transformer.wte(idx) + model.transformer.wpe(torch.arange(T, device=idx.device))
+
+    def stream() -> torch.Tensor:
+        h = x
+        for block in model.transformer.h[:layer]:
+            h = block(h)[0]
+        return h
+
+    clean = stream()
+    with ablate_heads(model, 0, heads):
+        ablated = stream()
+    model.train(was_training)
+    block = model.transformer.h[layer]
+    C, H = model.config.n_embd, model.config.n_head
+    D = C // H
+
+    def qk(h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        q, k, _ = block.attn.c_attn(block.ln_1(h)).split(C, dim=2)
+        return (q.view(*q.shape[:2], H, D).transpose(1, 2), k.view(*k.shape[:2], H, D).transpose(1, 2))
+
+    (q_clean, k_clean), (q_abl, k_abl) = qk(clean), qk(ablated)
+    mask = torch.ones(T, T, dtype=torch.bool, device=idx.device).triu(1)
+    out = {}
+    for path, (q, k) in {"none": (q_clean, k_clean), "q": (q_abl, k_clean), "k": (q_clean, k_abl),
+                         "qk": (q_abl, k_abl)}.items():
+        w = ((q @ k.transpose(-2, -1)) / math.sqrt(D)).masked_fill(mask, float("-inf")).softmax(-1)
+        out[path] = span_induction_score(w, batch).mean(0)
+    return out
+
+
+@torch.no_grad()
 def evaluate_induction(model: GPT, batch: RepeatBatch) -> dict:
-    """On a ``RepeatBatch``: loss on the first and second occurrence, every head's induction score (layer 1 on,
-    ``[L, H]``, layer 0 is all zeros: it cannot know what comes next) and previous-token score ``[L, H]``."""
+    """On a ``RepeatBatch``: loss on the first and second occurrence, every head's induction score ``[L, H]``
+    (layer 0's stays near a uniform head's: it cannot know what comes next) and previous-token score ``[L, H]``."""
     was_training = model.training
     model.eval()
     out = model(batch.idx, return_attention=True)
