@@ -1,0 +1,3 @@
+"""Checkers for the fine-tuning lessons (being written)."""
+
+__all__: list[str] = []
