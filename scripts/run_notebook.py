@@ -61,7 +61,7 @@ def check(path: Path) -> bool:
         label = " ".join(f"{k}={v}" for k, v in extra.items()) or "this machine's kernels"
         t = time.time()
         r = subprocess.run([sys.executable, "-m", "pytest", str(path.resolve()), "-q", "--no-header",
-                            "-p", "no:cacheprovider"], cwd=ROOT, env={**os.environ, **extra},
+                            "-p", "no:cacheprovider", "-n", "0"], cwd=ROOT, env={**os.environ, **extra},
                            capture_output=True, text=True)
         verdict = "reproduces" if r.returncode == 0 else "FAILS"
         print(f"  {path.name} on {label}: {verdict} ({time.time() - t:.0f} s)")

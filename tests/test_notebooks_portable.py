@@ -32,7 +32,7 @@ def test_every_lesson_is_covered():
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_on_second_kernel_path(notebook):
     env = {**os.environ, **SECOND_KERNEL_PATH}
-    cmd = [sys.executable, "-m", "pytest", str(notebook.relative_to(ROOT)), "-q", "--no-header", "-p", "no:cacheprovider"]
+    cmd = [sys.executable, "-m", "pytest", str(notebook.relative_to(ROOT)), "-q", "--no-header", "-p", "no:cacheprovider", "-n", "0"]
     r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     report = (r.stdout + r.stderr)[-6000:]
     assert r.returncode == 0, (

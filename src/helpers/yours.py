@@ -204,7 +204,7 @@ def adopt(name: str, piece: Any, result: Any, reference: Any) -> Any:
         return piece
     folder = workdir()
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{name}.py.tmp"
+    tmp = folder / f".{name}.{os.getpid()}.py.tmp"  # one per process: two notebooks may adopt at once
     tmp.write_text(source, encoding="utf-8")
     tmp.replace(folder / f"{name}.py")  # atomic: a later notebook never reads half a file
     print(f"Your {label} passed its checker: it is the one used from here on (saved for later notebooks).")
