@@ -10,8 +10,8 @@ equal to the base):
 ``merged()`` returns a plain ``nn.Linear`` with the adapter folded into the weight, ``W + (alpha / r) · B A``.
 ``apply_lora(model, targets, r, alpha)`` wraps chosen layers of a model in place and freezes everything else;
 ``merge_lora(model)`` folds every adapter back (a plain model again, savable as safetensors like any other);
-``unmerge_lora`` is its inverse for a model that still holds its adapters (``LoRALinear.merge()`` /
-``unmerge()`` fold one adapter into its base weight and out again).
+``merge_lora(model, keep_adapters=True)`` folds them into the base weights but keeps the ``LoRALinear`` modules,
+and ``unmerge_lora(model)`` takes them out again (``LoRALinear.merge()`` / ``unmerge()`` do it for one layer).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-__all__ = ["LoRALinear", "apply_lora", "merge_lora", "lora_parameters", "count_trainable"]
+__all__ = ["LoRALinear", "apply_lora", "merge_lora", "unmerge_lora", "lora_parameters", "count_trainable"]
 
 
 class LoRALinear(nn.Module):
@@ -101,34 +101,76 @@ def apply_lora(model: nn.Module, targets: Sequence[str] = ("attn.c_attn",), r: i
     """Wrap every ``nn.Linear`` whose name is or ends with one of ``targets`` in a ``LoRALinear`` (in place) and
     freeze every other parameter, except those whose name starts with one of ``train`` (e.g. a new
     classification head). Returns the wrapped names."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
     if isinstance(targets, str):
         targets = (targets,)
+    if isinstance(train, str):
+        train = (train,)
     if not targets:
         raise ValueError("targets is empty: name at least one nn.Linear to adapt, e.g. 'attn.c_attn'")
+    wrapped = [n for n, m in model.named_modules() if isinstance(m, LoRALinear)
+               and any(n == t or n.endswith("." + t) for t in targets)]
+    if wrapped:
+        raise ValueError(f"{wrapped[:3]} already hold LoRA adapters: apply_lora once per model "
+                         "(merge_lora first to start again from the merged weights)")
     names = _modules_matching(model, targets)
     if not names:
         linear = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)][:8]
         raise ValueError(f"no nn.Linear matches {list(targets)}; the model's linear layers include {linear}")
+    flags = {p: p.requires_grad for p in model.parameters()}
+    try:  # build every adapter first: a bad r or alpha leaves the model as it was
+        adapters = {name: LoRALinear(model.get_submodule(name), r, alpha, dropout) for name in names}
+    except (TypeError, ValueError):
+        for p, flag in flags.items():
+            p.requires_grad_(flag)
+        raise
     for p in model.parameters():
         p.requires_grad_(False)
-    for name in names:
+    for name, adapter in adapters.items():
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, child, LoRALinear(getattr(parent, child), r, alpha, dropout))
+        setattr(parent, child, adapter)
     for n, p in model.named_parameters():
         if any(n.startswith(t) for t in train):
             p.requires_grad_(True)
     return names
 
 
-def merge_lora(model: nn.Module) -> nn.Module:
+def merge_lora(model: nn.Module, keep_adapters: bool = False) -> nn.Module:
     """Replace every ``LoRALinear`` in ``model`` by its ``merged()`` plain ``nn.Linear`` (in place); returns it.
-    The parameters it creates are trainable again, as a plain model's are."""
+    The parameters it creates are trainable again, as a plain model's are.
+
+    ``keep_adapters=True`` instead folds each adapter into its base weight and keeps the ``LoRALinear``
+    (``LoRALinear.merge()``): the forward costs what the plain model's does, and ``unmerge_lora`` undoes it."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    if keep_adapters:
+        for module in model.modules():
+            if isinstance(module, LoRALinear):
+                module.merge()
+        return model
     for name, module in list(model.named_modules()):
         if isinstance(module, LoRALinear):
             parent_name, _, child = name.rpartition(".")
             parent = model.get_submodule(parent_name) if parent_name else model
             setattr(parent, child, module.merged())
+    return model
+
+
+def unmerge_lora(model: nn.Module) -> nn.Module:
+    """Take every adapter that ``merge_lora(model, keep_adapters=True)`` folded in back out of its base weight
+    (``LoRALinear.unmerge()``), in place; returns the model. Layers already unmerged are left as they are."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    found = False
+    for module in model.modules():
+        if isinstance(module, LoRALinear):
+            module.unmerge()
+            found = True
+    if not found:
+        raise ValueError("the model holds no LoRALinear: merge_lora(model) without keep_adapters=True replaced "
+                         "them by plain nn.Linear layers, which cannot be unmerged")
     return model
 
 
