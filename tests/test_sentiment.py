@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from helpers import sentiment
-from helpers.checks import check_lora_forward, check_merge_weight, check_pool_last, check_wilson_interval
+from helpers.checks import check_lora_forward, check_merge_weight, check_pool_last, check_wilson
 from helpers.finetune import LoRALinear
 from helpers.model import GPT, GPTConfig
 from helpers.sentiment import (
@@ -328,7 +328,7 @@ def test_checkers_pass_the_reference_and_name_mistakes(capsys):
     assert check_lora_forward(lambda x, W, b, A, B, a, r: x @ W.T + (0 if b is None else b) + a / r * x @ A.T @ B.T)
     assert check_merge_weight(lambda W, A, B, a, r: W + a / r * B @ A)
     assert check_pool_last(pool_last)
-    assert check_wilson_interval(wilson_interval)
+    assert check_wilson(wilson_interval)
     capsys.readouterr()
     assert not check_lora_forward(lambda x, W, b, A, B, a, r: x @ W.T + (0 if b is None else b) + a * x @ A.T @ B.T)
     assert "alpha instead of alpha / r" in capsys.readouterr().out
@@ -336,6 +336,6 @@ def test_checkers_pass_the_reference_and_name_mistakes(capsys):
     assert "transposed" in capsys.readouterr().out
     assert not check_pool_last(lambda h, lengths: h[:, -1])
     assert "padding position" in capsys.readouterr().out
-    assert not check_wilson_interval(lambda k, n, z: (k / n - z * math.sqrt(k / n * (1 - k / n) / n),
+    assert not check_wilson(lambda k, n, z: (k / n - z * math.sqrt(k / n * (1 - k / n) / n),
                                                       k / n + z * math.sqrt(k / n * (1 - k / n) / n)))
     assert "Wald" in capsys.readouterr().out

@@ -10,7 +10,7 @@ import torch
 from ..sentiment import pool_last, wilson_interval
 from ._core import Case, CheckResult, close, run_cases
 
-__all__ = ["check_lora_forward", "check_merge_weight", "check_pool_last", "check_wilson_interval"]
+__all__ = ["check_lora_forward", "check_merge_weight", "check_pool_last", "check_wilson"]
 
 
 def _rand(*shape, seed):
@@ -143,7 +143,7 @@ def check_pool_last(fn) -> CheckResult:
 # wilson_interval(k, n, z=1.96) -> (low, high)
 
 
-def check_wilson_interval(fn) -> CheckResult:
+def check_wilson(fn) -> CheckResult:
     """``fn(k, n, z=1.96)`` returns Wilson's score interval ``(low, high)`` for ``k`` successes out of ``n``."""
     cases = []
     for k, n, z in [(430, 694, 1.96), (7, 10, 1.96), (0, 20, 1.96), (50, 50, 1.96), (30, 120, 2.576)]:
