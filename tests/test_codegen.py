@@ -211,6 +211,11 @@ def test_score_completions():
     s = score_completions(hs, ["    return 1\n", "    return (\n", "    pass\ndef g"])
     assert s["parsed"] == [True, False, True] and s["k"] == 2 and s["n"] == 3
     assert s["interval"] == wilson_interval(2, 3) and s["first_line"] == pytest.approx(1 / 3)
+    assert s["closed"] == [False, False, True]
+    # first lines compare the first non-blank line inside the function: an empty one never matches
+    blank = [FunctionHeader("m", "f", 1, 0, 'def f():\n    """D."""\n', "\n    return 1\n", "")]
+    assert score_completions(blank, ["\nx = 1\n"])["first_line"] == 0.0
+    assert score_completions(blank, ["    return 1\n"])["first_line"] == 1.0
     with pytest.raises(ValueError, match="as many"):
         score_completions(hs, ["x"])
 
@@ -301,6 +306,12 @@ def test_complete_is_greedy_generation():
     ref = generate(model.double(), torch.tensor([tok.encode(p) for p in prompts]), 20, temperature=0)
     assert got == [tok.decode(r[16:].tolist()) for r in ref] and margin > 0
     assert complete(model.float(), tok, prompts[:1], new_chars=20, batch_size=1)[0] == got[0]
+    # sampling: each prompt's uniforms are its own, so the batch it is in changes nothing
+    one, gap = complete(model, tok, prompts, new_chars=20, batch_size=1, temperature=0.8, seed=3, return_margin=True)
+    assert one == complete(model, tok, prompts, new_chars=20, batch_size=3, temperature=0.8, seed=3) and gap > 0
+    assert one != complete(model, tok, prompts, new_chars=20, batch_size=3, temperature=0.8, seed=4)
+    with pytest.raises(ValueError, match="temperature"):
+        complete(model, tok, prompts, new_chars=4, temperature=-1)
     with pytest.raises(ValueError, match="same"):
         complete(model, tok, ["ab", "abc"], new_chars=4)
     with pytest.raises(ValueError, match="context"):

@@ -1,4 +1,4 @@
-"""A code model: the course's GPT trained on Python's standard library, judged by whether its code parses.
+r"""A code model: the course's GPT trained on Python's standard library, judged by whether its code parses.
 
 The data is the Python source every Python installation ships: the standard library's ``.py`` files (PSF
 licence), without its tests, its bundled tools and its machine-generated tables (``EXCLUDED``). Files are split
@@ -12,10 +12,14 @@ A completion is cut by a **closing rule** (``close_function``: the function ends
 back to the ``def``'s indentation, or at the character limit, where the unfinished last line is dropped) and
 counts as parsed when the function then parses with ``ast.parse`` and holds a statement after its docstring.
 
-Command line (the shipped ``checkpoints/python-gpt`` was trained this way)::
+Greedy completions are made in float64 and come with their margin (the smallest gap between the chosen
+character's logit and the runner-up's), which shows that another CPU cannot write other text.
 
-    python -m helpers.codegen --out runs/python-gpt --max-iters 2500
-    python -m helpers.codegen --out runs/python-gpt --resume --max-iters 2500
+Command line (``checkpoints/python-gpt`` was trained so, on Python 3.11.7; ``--resume`` continues a stopped run)::
+
+    python -m helpers.codegen --out runs/python-gpt --n-layer 4 --n-head 4 --n-embd 128 --block-size 384 \
+        --batch-size 12 --max-iters 2500 --lr 0.002 --min-lr 0.0002 --warmup-iters 100 --eval-interval 250 \
+        --eval-iters 20 --dropout 0.0 --seed 1337 --threads 2
 """
 
 from __future__ import annotations
@@ -360,12 +364,11 @@ def complete(
     cumulative distribution): when it is far above the last-digit differences between CPUs (about 1e-12 in
     float64), no CPU can pick another character, and the text is the same everywhere.
 
-    The loop runs on one CPU thread: one character at a time, its matrices are too small for a second thread to
-    help, and on a busy machine two threads spend their time waiting for each other.
+    After the prompt, the loop runs on one CPU thread: one character at a time, its matrices are too small for a
+    second thread to help, and on a busy machine two threads spend their time waiting for each other.
     """
-    with _one_thread():
-        return _complete(model, tokenizer, prompts, new_chars, batch_size, dtype, progress, return_margin,
-                         stop_indent, temperature, seed)
+    return _complete(model, tokenizer, prompts, new_chars, batch_size, dtype, progress, return_margin,
+                     stop_indent, temperature, seed)
 
 
 @contextlib.contextmanager
@@ -401,13 +404,13 @@ def _complete(model, tokenizer, prompts, new_chars, batch_size, dtype, progress,
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature >= 0:
         raise ValueError(f"temperature must be a number >= 0 (0: greedy), got {temperature!r}")
-    uniforms = torch.rand(len(prompts), new_chars, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     if stop_indent is not None:
         stop_indent = list(stop_indent)
         if len(stop_indent) != len(prompts) or not all(isinstance(i, int) and i >= 0 for i in stop_indent):
             raise ValueError(f"stop_indent must hold one int >= 0 per prompt ({len(prompts)}), got {stop_indent!r}")
         if not all(p.endswith("\n") for p in prompts):
             raise ValueError("with stop_indent every prompt must end with a newline")
+    uniforms = torch.rand(len(prompts), new_chars, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     m = copy.deepcopy(model).to(dtype=dtype).eval()
     ids = torch.tensor([encode_lossy(p, tokenizer)[0] for p in prompts], dtype=torch.long)
     starts = range(0, len(prompts), batch_size)
@@ -419,44 +422,56 @@ def _complete(model, tokenizer, prompts, new_chars, batch_size, dtype, progress,
     for i in starts:
         rows = ids[i:i + batch_size]
         cache = KVCache(m.config.n_layer, capacity=P + new_chars)
-        logits = m(rows, kv_cache=cache).logits[:, -1]  # [B, V]
-        new = torch.full((len(rows), new_chars), -1, dtype=torch.long)  # -1: not written (stopped early)
-        active = list(range(len(rows)))  # rows still writing, in the order of the cache's batch
-        column, blank, closing = [0] * len(rows), [True] * len(rows), [False] * len(rows)
-        for t in range(new_chars):
-            if temperature == 0:
-                top2 = logits.topk(2, dim=-1).values
-                margin = min(margin, (top2[:, 0] - top2[:, 1]).min().item())
-                nxt = logits.argmax(dim=-1)
-            else:
-                cdf = torch.softmax(logits.double() / temperature, dim=-1).cumsum(dim=-1)
-                u = uniforms[[i + r for r in active], t][:, None]
-                margin = min(margin, (cdf - u).abs().min().item())
-                nxt = (cdf < u).sum(dim=-1).clamp(max=cdf.shape[-1] - 1)
-            new[active, t] = nxt
-            if stop_indent is not None:
-                keep = []
-                for j, (r, c) in enumerate(zip(active, tokenizer.decode(nxt.tolist()), strict=True)):
-                    if c == "\n":
-                        if closing[r]:
-                            continue  # the line that ends the function is written out: done
-                        column[r], blank[r] = 0, True
-                    elif c == " " and blank[r]:
-                        column[r] += 1
-                    else:
-                        closing[r] = closing[r] or (blank[r] and column[r] <= stop_indent[i + r])
-                        blank[r] = False
-                    keep.append(j)
-                if len(keep) < len(active):
-                    if not keep:
-                        break
-                    index = torch.tensor(keep)
-                    cache.reorder(index)
-                    active, nxt = [active[j] for j in keep], nxt[index]
-            if t + 1 < new_chars:
-                logits = m(nxt[:, None], kv_cache=cache).logits[:, -1]
+        logits = m(rows, kv_cache=cache).logits[:, -1]  # [B, V]: the prompts, on every thread
+        with _one_thread():
+            new, gap = _decode(m, tokenizer, logits, cache, new_chars, temperature, uniforms[i:i + batch_size],
+                               None if stop_indent is None else stop_indent[i:i + batch_size])
+        margin = min(margin, gap)
         out += [tokenizer.decode([x for x in row.tolist() if x >= 0]) for row in new]
     return (out, margin) if return_margin else out
+
+
+def _decode(m, tokenizer, logits, cache, new_chars, temperature, uniforms, stop_indent):
+    """The characters after one batch of prompts, ``[B, new_chars]`` (-1 where a row stopped early), and the
+    smallest margin of the choices made (see ``complete``)."""
+    B = logits.shape[0]
+    new = torch.full((B, new_chars), -1, dtype=torch.long)
+    active = list(range(B))  # the rows still writing, in the order of the cache's batch
+    column, blank, closing = [0] * B, [True] * B, [False] * B
+    margin = math.inf
+    for t in range(new_chars):
+        if temperature == 0:
+            top2 = logits.topk(2, dim=-1).values
+            margin = min(margin, (top2[:, 0] - top2[:, 1]).min().item())
+            nxt = logits.argmax(dim=-1)
+        else:
+            cdf = torch.softmax(logits.double() / temperature, dim=-1).cumsum(dim=-1)
+            u = uniforms[active, t][:, None]
+            margin = min(margin, (cdf - u).abs().min().item())
+            nxt = (cdf < u).sum(dim=-1).clamp(max=cdf.shape[-1] - 1)
+        new[active, t] = nxt
+        if stop_indent is not None:
+            keep = []
+            for j, (r, c) in enumerate(zip(active, tokenizer.decode(nxt.tolist()), strict=True)):
+                if c == "\n":
+                    if closing[r]:
+                        continue  # the line that ends the function is written out: this row is done
+                    column[r], blank[r] = 0, True
+                elif c == " " and blank[r]:
+                    column[r] += 1
+                else:
+                    closing[r] = closing[r] or (blank[r] and column[r] <= stop_indent[r])
+                    blank[r] = False
+                keep.append(j)
+            if not keep:
+                break
+            if len(keep) < len(active):
+                index = torch.tensor(keep)
+                cache.reorder(index)
+                active, nxt = [active[j] for j in keep], nxt[index]
+        if t + 1 < new_chars:
+            logits = m(nxt[:, None], kv_cache=cache).logits[:, -1]
+    return new, margin
 
 
 def held_out_functions(
@@ -530,10 +545,15 @@ def ends_by_dedent(header: str, completion: str) -> bool:
     return bool(first.strip()) and _indent_of(first) <= _indent_of(header)
 
 
+def _first_line(text: str) -> str:
+    return next((line for line in text.split("\n") if line.strip()), "")
+
+
 def score_completions(headers: Sequence[FunctionHeader], completions: Sequence[str], z: float = 1.96) -> dict:
     """Score completions of ``headers``: ``{"n", "k", "share", "interval"}`` for the ones that parse
     (``function_parses``, Wilson's interval at ``z``), the per-completion lists ``"parsed"`` and ``"closed"``
-    (``ends_by_dedent``), and ``"first_line"``: the share whose first line is the true body's first line."""
+    (``ends_by_dedent``), and ``"first_line"``: the share whose first non-blank line (inside the function, after
+    the closing rule) is the true body's first non-blank line."""
     headers, completions = list(headers), list(completions)
     if not headers or len(headers) != len(completions):
         raise ValueError(f"need as many completions as headers (at least one), got {len(completions)} and "
@@ -541,7 +561,7 @@ def score_completions(headers: Sequence[FunctionHeader], completions: Sequence[s
     pairs = list(zip(headers, completions, strict=True))
     parsed = [function_parses(h.header, c) for h, c in pairs]
     closed = [ends_by_dedent(h.header, c) for h, c in pairs]
-    first = [c.split("\n", 1)[0] == h.body.split("\n", 1)[0] for h, c in pairs]
+    first = [_first_line(close_function(h.header, c)[len(h.header):]) == _first_line(h.body) != "" for h, c in pairs]
     k, n = sum(parsed), len(parsed)
     return {"n": n, "k": k, "share": k / n, "interval": wilson_interval(k, n, z), "parsed": parsed,
             "closed": closed, "first_line": sum(first) / n}
