@@ -82,7 +82,8 @@ def lint(nb, name: str) -> list[str]:
             if meta["grade_id"] in ids:
                 problems.append(f"{where}: grade_id {meta['grade_id']!r} is used twice")
             ids.add(meta["grade_id"])
-        if BEGIN in src or END in src:
+        # nbgrader's own delimiters are "BEGIN SOLUTION" / "END SOLUTION" anywhere in a line, prose included
+        if "BEGIN SOLUTION" in src or "END SOLUTION" in src:
             if not meta.get("solution"):
                 problems.append(f"{where}: a solution region in a cell without nbgrader solution metadata")
             try:

@@ -106,3 +106,23 @@ def test_run_course_tabulates_records_and_fails_on_a_broken_notebook(tmp_path):
     assert "| 02_broken |" in table and "FAILED" in table and "this lesson is broken" in table
     assert "1/2 ran clean" in table and "failed: 02_broken" in r.stderr
     assert (out / "01_good.ipynb").exists() and not (nbs / "01_good.record.jsonl").exists()
+
+
+def test_checkpoint_finds_the_shipped_models_from_anywhere(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from helpers.course import checkpoint
+
+    repo = Path(__file__).resolve().parents[1] / "checkpoints"
+    monkeypatch.chdir(repo.parent / "notebooks")  # where the lessons run: the relative path, as printed there
+    assert checkpoint("shakespeare-gpt") == Path("../checkpoints/shakespeare-gpt")
+    monkeypatch.chdir(tmp_path)  # an nbgrader course folder: the repository's own folder
+    assert checkpoint("induction-2l").resolve() == (repo / "induction-2l").resolve()
+    (tmp_path / "mine" / "shakespeare-gpt").mkdir(parents=True)
+    monkeypatch.setenv("COURSE_CHECKPOINTS", str(tmp_path / "mine"))
+    assert checkpoint("shakespeare-gpt") == tmp_path / "mine" / "shakespeare-gpt"
+    with pytest.raises(FileNotFoundError, match="COURSE_CHECKPOINTS"):
+        checkpoint("no-such-model")
+    for bad in ["", "../etc", ".hidden", 3]:
+        with pytest.raises(ValueError, match="checkpoint's folder name"):
+            checkpoint(bad)

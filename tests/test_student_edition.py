@@ -36,11 +36,14 @@ def test_lint_names_what_nbgrader_would_refuse():
         nbformat.v4.new_code_cell("### BEGIN SOLUTION\ny = 1\n### END SOLUTION",
                                   metadata={"nbgrader": {"solution": True, "grade_id": "a", "schema_version": 3}}),
         nbformat.v4.new_code_cell("result = check_softmax(f)"),
+        # nbgrader matches its delimiters anywhere in a line: prose that names them stops the release
+        nbformat.v4.new_markdown_cell("Write your code between `BEGIN SOLUTION` and `END SOLUTION`."),
     ])
     problems = "\n".join(mse.lint(nb, "x.ipynb"))
     assert "cell 0: a solution region in a cell without nbgrader solution metadata" in problems
     assert "cell 1: a solution region at the top level" in problems
     assert "cell 2: a checker cell that is not a locked, graded test cell" in problems
+    assert "cell 3: a solution region in a cell without nbgrader solution metadata" in problems
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])

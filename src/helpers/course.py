@@ -8,11 +8,14 @@ Also the notebooks' small shared vocabulary for printing results that reproduce 
 - ``fast_note(text)``: one line, printed only under ``COURSE_FAST=1``, saying what the fast run shrank and
   what the full run gives (so committed outputs, made in fast mode, never pass for full-run results).
 - ``record(name, value)``: a headline figure for ``scripts/run_course.py`` (silent unless it asks).
+- ``checkpoint(name)``: the folder of one of the course's shipped checkpoints, wherever the notebook runs
+  (``notebooks/``, a student edition, an nbgrader course folder).
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 import platform
 import random
 import warnings
@@ -20,7 +23,7 @@ import warnings
 import numpy as np
 import torch
 
-__all__ = ["setup", "fast_mode", "pick_device", "agree", "within", "fast_note", "record"]
+__all__ = ["setup", "fast_mode", "pick_device", "agree", "within", "fast_note", "record", "checkpoint"]
 
 
 def fast_mode() -> bool:
@@ -164,3 +167,22 @@ def record(name: str, value, fmt: str = "") -> None:
     text = format(value, fmt) if fmt else str(value)
     with open(path, "a", encoding="utf-8") as f:
         f.write(json.dumps({"name": name, "value": text}) + "\n")
+
+
+def checkpoint(name: str) -> Path:
+    """The folder of the course's checkpoint ``name`` (``"shakespeare-gpt"``, ``"induction-2l"``, ...).
+
+    ``../checkpoints/NAME`` when the notebook runs in ``notebooks/`` (or in a student edition beside it), else
+    the ``checkpoints/`` folder of the repository this package was installed from (``pip install -e .``), so a
+    lesson copied into an nbgrader course folder still finds its model. ``COURSE_CHECKPOINTS`` names another
+    folder holding them.
+    """
+    if not isinstance(name, str) or not name or "/" in name or "\\" in name or name.startswith("."):
+        raise ValueError(f"name must be a checkpoint's folder name such as 'shakespeare-gpt', got {name!r}")
+    places = [Path(os.environ["COURSE_CHECKPOINTS"])] if os.environ.get("COURSE_CHECKPOINTS") else []
+    places += [Path("..") / "checkpoints", Path(__file__).resolve().parents[2] / "checkpoints"]
+    for place in places:
+        if (place / name).is_dir():
+            return place / name
+    raise FileNotFoundError(f"checkpoint {name!r} not found in {', '.join(str(p) for p in places)}; the course "
+                            f"ships it in checkpoints/{name} (set COURSE_CHECKPOINTS to the folder holding it)")
