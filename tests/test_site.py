@@ -76,7 +76,12 @@ def test_slide_rules():
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     out = tmp_path_factory.mktemp("site") / "site"
-    summary = build_site.build(out)
+    try:
+        summary = build_site.build(out)
+    except SystemExit as e:  # reveal.js and KaTeX come from the npm registry, once (then from the cache)
+        if "could not download" not in str(e) or os.environ.get("COURSE_REQUIRE_NPM") == "1":
+            raise
+        pytest.skip(f"the site's vendored libraries are not cached and the npm registry is unreachable: {e}")
     assert summary["lessons"] == summary["decks"] == len(NOTEBOOKS)
     assert summary["notes"] == len(list((ROOT / "lecture_notes").glob("*.md")))
     return out
