@@ -20,7 +20,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import os
-import shutil
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -105,8 +105,9 @@ def test_every_lesson_is_released_as_the_student_edition(course):
 
 
 def test_autograde_full_marks_zero_and_partial_credit(course):
-    from helpers.checks import check_sliding_window_mask
     from nbgrader.api import Gradebook
+
+    from helpers.checks import check_sliding_window_mask
 
     source = nbformat.read(LESSON, as_version=4)
     tests = {c.metadata.nbgrader.grade_id: c.metadata.nbgrader.points for c in source.cells
@@ -141,9 +142,12 @@ def test_autograde_full_marks_zero_and_partial_credit(course):
 
 
 def test_feedback_pages(course):
-    for student, score in [("solution", None), ("untouched", "0"), ("partial", None)]:
+    total = sum(c.metadata.nbgrader.points for c in nbformat.read(LESSON, as_version=4).cells
+                if c.metadata.get("nbgrader", {}).get("grade"))
+    # the partial answer: 2 points x 2/5 cases (the checker's own count is asserted in the autograde test)
+    for student, score in [("solution", total), ("untouched", 0), ("partial", 0.8)]:
         page = course / "feedback" / student / "ps1" / f"{LESSON.stem}.html"
         assert page.is_file(), f"no feedback for {student}: {sorted((course / 'feedback').rglob('*'))}"
         text = page.read_text(encoding="utf-8")
-        assert "sliding_window_mask" in text and "Score" in text
-    assert shutil.which("nbgrader", path=str(Path(sys.executable).parent)) is not None
+        assert f"(Score: {float(score)} / {float(total)})" in text, (student, re.findall(r"\(Score: [^)]*\)", text)[:3])
+        assert "sliding_window_mask" in text

@@ -15,10 +15,10 @@ Also the notebooks' small shared vocabulary for printing results that reproduce 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 import platform
 import random
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
