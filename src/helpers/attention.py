@@ -12,7 +12,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["softmax", "causal_mask", "scaled_dot_product_attention", "MultiHeadAttention"]
+__all__ = ["softmax", "causal_mask", "scaled_dot_product_attention", "MultiHeadAttention", "rope_angles",
+           "rotate_half", "apply_rope", "repeat_kv"]
 
 
 def _check_tensor(name: str, x: object) -> torch.Tensor:
@@ -199,3 +200,60 @@ class MultiHeadAttention(nn.Module):
         out, weights = scaled_dot_product_attention(q, k, v, mask=mask, dropout_p=p)
         out = self.out_proj(self.merge_heads(out))
         return (out, weights) if need_weights else out
+
+
+# ---------------------------------------------------------------- rotary positions and shared key/value heads
+def rope_angles(
+    positions: torch.Tensor | int, head_dim: int, theta: float = 10000.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rotary position embedding (Su et al. 2021): ``(cos, sin)``, each ``[T, head_dim]``, float32.
+
+    Dimension pair ``i`` (channels ``i`` and ``i + head_dim/2``, the half-split convention of Llama in
+    ``transformers``) turns by the angle ``position * theta ** (-2i / head_dim)``: fast in the first pairs,
+    slow in the last. ``positions`` is a ``[T]`` tensor of integer positions, or ``T`` for ``0 .. T-1``. The
+    angles are computed as ``transformers`` computes them (float32), so the two agree to the last bits.
+    """
+    if isinstance(head_dim, bool) or not isinstance(head_dim, int) or head_dim < 2 or head_dim % 2:
+        raise ValueError(f"head_dim must be a positive even int (channels rotate in pairs), got {head_dim!r}")
+    if isinstance(theta, bool) or not isinstance(theta, (int, float)) or not theta > 1:
+        raise ValueError(f"theta must be a number > 1, got {theta!r}")
+    if isinstance(positions, int) and not isinstance(positions, bool):
+        if positions < 1:
+            raise ValueError(f"need at least one position, got {positions}")
+        positions = torch.arange(positions)
+    if not isinstance(positions, torch.Tensor) or positions.dim() != 1 or positions.dtype.is_floating_point:
+        raise ValueError(f"positions must be an int or a 1-D integer tensor, got {positions!r:.80}")
+    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.int64, device=positions.device).float()
+                                / head_dim))  # [head_dim / 2]
+    freqs = positions.float()[:, None] * inv_freq[None, :]  # [T, head_dim / 2]
+    angles = torch.cat([freqs, freqs], dim=-1)  # [T, head_dim]: pair i uses channels i and i + head_dim/2
+    return angles.cos(), angles.sin()
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    """``[x1, x2] -> [-x2, x1]`` on the last dimension split in halves: a quarter turn of every pair."""
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat([-x2, x1], dim=-1)
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate queries or keys ``x`` ``[..., T, D]`` by their positions' angles (``rope_angles``): each pair
+    ``(x_i, x_{i+D/2})`` becomes ``(x_i cos - x_{i+D/2} sin, x_{i+D/2} cos + x_i sin)``. A query at position m
+    and a key at position n then score ``q R(m)^T R(n) k = q R(n - m) k``: only the offset counts."""
+    x = _check_tensor("x", x)
+    if cos.shape != sin.shape or x.shape[-2:] != cos.shape:
+        raise ValueError(f"x [..., T, D] = {tuple(x.shape)} needs cos and sin of shape [T, D], got "
+                         f"{tuple(cos.shape)} and {tuple(sin.shape)}")
+    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+    return x * cos + rotate_half(x) * sin
+
+
+def repeat_kv(x: torch.Tensor, n_rep: int) -> torch.Tensor:
+    """Grouped-query attention's sharing: ``[B, H_kv, T, D] -> [B, H_kv * n_rep, T, D]``, key/value head ``j``
+    serving query heads ``j * n_rep .. (j + 1) * n_rep - 1`` (the order of ``transformers``' ``repeat_kv``)."""
+    x = _check_tensor("x", x)
+    if x.dim() != 4:
+        raise ValueError(f"x must be [B, H_kv, T, D], got shape {tuple(x.shape)}")
+    if isinstance(n_rep, bool) or not isinstance(n_rep, int) or n_rep < 1:
+        raise ValueError(f"n_rep must be a positive int, got {n_rep!r}")
+    return x if n_rep == 1 else x.repeat_interleave(n_rep, dim=1)

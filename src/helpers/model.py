@@ -20,11 +20,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .attention import scaled_dot_product_attention
+from .attention import apply_rope, repeat_kv, rope_angles, scaled_dot_product_attention
 
-__all__ = ["GPTConfig", "GPT", "GPTOutput", "KVCache", "Block", "CausalSelfAttention", "MLP"]
+__all__ = ["GPTConfig", "GPT", "GPTOutput", "KVCache", "Block", "CausalSelfAttention", "MLP", "SwiGLU", "RMSNorm"]
 
-MLP_KINDS = ("gelu", "none")  # "none": attention-only blocks (no ln_2, no MLP), as in Olsson et al.'s toy models
+# "none": attention-only blocks (no ln_2, no MLP), as in Olsson et al.'s toy models; "swiglu": Llama's gated MLP
+MLP_KINDS = ("gelu", "swiglu", "none")
+NORM_KINDS = ("layernorm", "rmsnorm")
+POS_KINDS = ("learned", "rope")
 CONFIG_TYPE = "transformers-by-hand-gpt"  # config.json's model_type for folders written by GPT.save_pretrained
 
 # Transposed when copying to/from Hugging Face (its Conv1D keeps weights as [in, out]).
@@ -33,7 +36,12 @@ _CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c
 
 @dataclass
 class GPTConfig:
-    """Hyper-parameters; the defaults are GPT-2 small's (124M parameters)."""
+    """Hyper-parameters; the defaults are GPT-2 small's (124M parameters).
+
+    The four changes from GPT-2 to Llama (and Qwen, Mistral, OLMo ...) are options here, GPT-2's by default:
+    ``norm="rmsnorm"``, ``pos="rope"``, ``mlp="swiglu"``, ``n_kv_head < n_head`` (grouped-query attention);
+    Llama also has ``bias=False``, ``tie_embeddings=False`` and ``norm_eps=1e-6``.
+    """
 
     vocab_size: int = 50257
     block_size: int = 1024  # longest sequence (number of learned positions)
@@ -42,7 +50,30 @@ class GPTConfig:
     n_embd: int = 768
     dropout: float = 0.0
     bias: bool = True  # biases in Linear layers and LayerNorms, as GPT-2 has
-    mlp: str = "gelu"  # the feed-forward sublayer: "gelu" (GPT-2's) or "none" (an attention-only model)
+    mlp: str = "gelu"  # the feed-forward sublayer: "gelu" (GPT-2's), "swiglu" (Llama's) or "none" (attention only)
+    norm: str = "layernorm"  # "layernorm" (GPT-2's) or "rmsnorm" (Llama's: no centring, no bias)
+    pos: str = "learned"  # positions: "learned" (GPT-2's wpe table) or "rope" (rotary, inside attention)
+    n_kv_head: int | None = None  # key/value heads; None = n_head; fewer = grouped-query attention (1: multi-query)
+    mlp_hidden: int | None = None  # the MLP's width; None = 4 n_embd (GELU) or 8 n_embd / 3 (SwiGLU: same count)
+    rope_theta: float = 10000.0  # RoPE's base: pair i turns by position * rope_theta ** (-2i / head_dim)
+    norm_eps: float = 1e-5
+    tie_embeddings: bool = True  # the output head is wte (GPT-2) or a matrix of its own (Llama)
+
+    @property
+    def head_dim(self) -> int:
+        return self.n_embd // self.n_head
+
+    @property
+    def kv_heads(self) -> int:
+        return self.n_head if self.n_kv_head is None else self.n_kv_head
+
+    @property
+    def hidden(self) -> int:
+        """The MLP's hidden width: SwiGLU's 3 matrices of C x h hold as many weights as GELU's 2 of C x 4C
+        when h = 8C/3."""
+        if self.mlp_hidden is not None:
+            return self.mlp_hidden
+        return 4 * self.n_embd if self.mlp != "swiglu" else (8 * self.n_embd) // 3
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
@@ -61,6 +92,29 @@ class GPTConfig:
             raise TypeError(f"GPTConfig.bias must be a bool, got {type(self.bias).__name__}")
         if self.mlp not in MLP_KINDS:
             raise ValueError(f"GPTConfig.mlp must be one of {MLP_KINDS}, got {self.mlp!r}")
+        if self.norm not in NORM_KINDS:
+            raise ValueError(f"GPTConfig.norm must be one of {NORM_KINDS}, got {self.norm!r}")
+        if self.pos not in POS_KINDS:
+            raise ValueError(f"GPTConfig.pos must be one of {POS_KINDS}, got {self.pos!r}")
+        if self.n_kv_head is not None:
+            if isinstance(self.n_kv_head, bool) or not isinstance(self.n_kv_head, int) or self.n_kv_head < 1 \
+                    or self.n_head % self.n_kv_head:
+                raise ValueError(f"GPTConfig.n_kv_head must be None or a positive divisor of n_head={self.n_head} "
+                                 f"(each key/value head serves n_head / n_kv_head query heads), got {self.n_kv_head!r}")
+        if self.mlp_hidden is not None and (isinstance(self.mlp_hidden, bool) or not isinstance(self.mlp_hidden, int)
+                                            or self.mlp_hidden < 1):
+            raise ValueError(f"GPTConfig.mlp_hidden must be None or a positive int, got {self.mlp_hidden!r}")
+        if self.pos == "rope" and self.head_dim % 2:
+            raise ValueError(f"RoPE turns channels in pairs: head_dim = n_embd / n_head must be even, got "
+                             f"{self.head_dim}")
+        for name in ("rope_theta", "norm_eps"):
+            val = getattr(self, name)
+            if isinstance(val, bool) or not isinstance(val, (int, float)) or not val > 0:
+                raise ValueError(f"GPTConfig.{name} must be a positive number, got {val!r}")
+        if self.rope_theta <= 1:
+            raise ValueError(f"GPTConfig.rope_theta must be > 1, got {self.rope_theta!r}")
+        if not isinstance(self.tie_embeddings, bool):
+            raise TypeError(f"GPTConfig.tie_embeddings must be a bool, got {type(self.tie_embeddings).__name__}")
 
 
 @dataclass
@@ -147,12 +201,19 @@ class KVCache:
 
 
 class CausalSelfAttention(nn.Module):
-    """Masked multi-head self-attention with GPT-2's fused QKV projection ``c_attn`` and output ``c_proj``."""
+    """Masked multi-head self-attention with GPT-2's fused QKV projection ``c_attn`` and output ``c_proj``.
+
+    With ``config.n_kv_head < n_head`` (grouped-query attention) ``c_attn`` makes ``n_head`` queries but only
+    ``n_kv_head`` keys and values, each shared by ``n_head / n_kv_head`` query heads: the KV cache holds
+    ``n_kv_head`` heads. With ``config.pos == "rope"`` queries and keys are rotated by their positions.
+    """
 
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
         self.n_head, self.n_embd = config.n_head, config.n_embd
-        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
+        self.n_kv_head, self.head_dim = config.kv_heads, config.head_dim
+        self.c_attn = nn.Linear(config.n_embd, (config.n_head + 2 * config.kv_heads) * config.head_dim,
+                                bias=config.bias)
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.attn_dropout = config.dropout
         self.resid_dropout = nn.Dropout(config.dropout)
@@ -163,16 +224,21 @@ class CausalSelfAttention(nn.Module):
         need_weights: bool = False,
         kv_cache: KVCache | None = None,
         layer: int = 0,
+        rope: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         B, T, C = x.shape
-        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)  # 3 x (B, T, C)
-        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, H, T, D)
-        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
-        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        D, Hkv = self.head_dim, self.n_kv_head
+        q, k, v = self.c_attn(x).split([self.n_head * D, Hkv * D, Hkv * D], dim=2)
+        q = q.view(B, T, self.n_head, D).transpose(1, 2)  # (B, H, T, D)
+        k = k.view(B, T, Hkv, D).transpose(1, 2)  # (B, H_kv, T, D)
+        v = v.view(B, T, Hkv, D).transpose(1, 2)
+        if rope is not None:  # rotary positions: (cos, sin) for this call's positions, [T, D]
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         past = 0
         if kv_cache is not None:
-            k, v = kv_cache.update(layer, k, v)  # (B, H, past + T, D)
+            k, v = kv_cache.update(layer, k, v)  # (B, H_kv, past + T, D): rotated keys, shared heads
             past = k.shape[-2] - T  # positions this layer had cached before this call
+        k, v = repeat_kv(k, self.n_head // Hkv), repeat_kv(v, self.n_head // Hkv)  # (B, H, past + T, D)
         Tk = k.shape[-2]
         p = self.attn_dropout if self.training else 0.0
         weights = None
@@ -196,12 +262,59 @@ class MLP(nn.Module):
 
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
-        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
-        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.c_fc = nn.Linear(config.n_embd, config.hidden, bias=config.bias)
+        self.c_proj = nn.Linear(config.hidden, config.n_embd, bias=config.bias)
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.dropout(self.c_proj(F.gelu(self.c_fc(x), approximate="tanh")))
+
+
+class SwiGLU(nn.Module):
+    """Llama's gated feed-forward (Shazeer 2020): ``c_proj(silu(x W_gate) * (x W_up))``.
+
+    ``c_fc`` holds ``W_gate`` and ``W_up`` side by side (``[2h, C]``: gate rows first, as ``transformers``'
+    ``gate_proj`` then ``up_proj``); ``h = 8C/3`` by default, so its three matrices hold as many weights as
+    GELU's two (``3 C h = 8 C^2``).
+    """
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, 2 * config.hidden, bias=config.bias)
+        self.c_proj = nn.Linear(config.hidden, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate, up = self.c_fc(x).chunk(2, dim=-1)
+        return self.dropout(self.c_proj(F.silu(gate) * up))
+
+
+class RMSNorm(nn.Module):
+    """Root-mean-square normalisation (Zhang & Sennrich 2019): ``x / sqrt(mean(x^2) + eps) * weight``.
+
+    LayerNorm without the centring and without the bias: one reduction instead of two. Computed in float32
+    whatever the input's dtype, as ``torch.nn.RMSNorm`` and Llama do.
+    """
+
+    def __init__(self, dim: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+        h = h * torch.rsqrt(h.pow(2).mean(dim=-1, keepdim=True) + self.eps)
+        return self.weight * h.to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return f"{self.weight.shape[0]}, eps={self.eps}"
+
+
+def make_norm(config: GPTConfig) -> nn.Module:
+    """The block's normalisation: GPT-2's LayerNorm or Llama's RMSNorm, as ``config.norm`` says."""
+    if config.norm == "rmsnorm":
+        return RMSNorm(config.n_embd, eps=config.norm_eps)
+    return nn.LayerNorm(config.n_embd, bias=config.bias, eps=config.norm_eps)
 
 
 class Block(nn.Module):
@@ -211,16 +324,17 @@ class Block(nn.Module):
 
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
-        self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias, eps=1e-5)
+        self.ln_1 = make_norm(config)
         self.attn = CausalSelfAttention(config)
         has_mlp = config.mlp != "none"
-        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias, eps=1e-5) if has_mlp else None
-        self.mlp = MLP(config) if has_mlp else None
+        self.ln_2 = make_norm(config) if has_mlp else None
+        self.mlp = None if not has_mlp else SwiGLU(config) if config.mlp == "swiglu" else MLP(config)
 
     def forward(
-        self, x: torch.Tensor, need_weights: bool = False, kv_cache: KVCache | None = None, layer: int = 0
+        self, x: torch.Tensor, need_weights: bool = False, kv_cache: KVCache | None = None, layer: int = 0,
+        rope: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        a, weights = self.attn(self.ln_1(x), need_weights=need_weights, kv_cache=kv_cache, layer=layer)
+        a, weights = self.attn(self.ln_1(x), need_weights=need_weights, kv_cache=kv_cache, layer=layer, rope=rope)
         x = x + a
         if self.mlp is not None:
             x = x + self.mlp(self.ln_2(x))
@@ -230,18 +344,17 @@ class Block(nn.Module):
 def gpt_modules(config: GPTConfig, block: type[nn.Module]) -> tuple[nn.ModuleDict, nn.Linear]:
     """GPT-2's modules by GPT-2's names: ``transformer`` (``wte``, ``wpe``, ``drop``, ``h``: ``n_layer`` blocks,
     ``ln_f``) and ``lm_head``, tied to ``wte``. Shared by ``GPT`` and the exercise reference ``helpers.pieces.GPT``.
+    With rotary positions there is no ``wpe``; with ``tie_embeddings=False`` the head is a matrix of its own.
     """
-    transformer = nn.ModuleDict(
-        dict(
-            wte=nn.Embedding(config.vocab_size, config.n_embd),
-            wpe=nn.Embedding(config.block_size, config.n_embd),
-            drop=nn.Dropout(config.dropout),
-            h=nn.ModuleList([block(config) for _ in range(config.n_layer)]),
-            ln_f=nn.LayerNorm(config.n_embd, bias=config.bias, eps=1e-5),
-        )
-    )
+    modules = dict(wte=nn.Embedding(config.vocab_size, config.n_embd))
+    if config.pos == "learned":
+        modules["wpe"] = nn.Embedding(config.block_size, config.n_embd)
+    modules.update(drop=nn.Dropout(config.dropout), h=nn.ModuleList([block(config) for _ in range(config.n_layer)]),
+                   ln_f=make_norm(config))
+    transformer = nn.ModuleDict(modules)
     lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-    lm_head.weight = transformer.wte.weight  # weight tying: one matrix reads and writes tokens
+    if config.tie_embeddings:
+        lm_head.weight = transformer.wte.weight  # weight tying: one matrix reads and writes tokens
     return transformer, lm_head
 
 
@@ -311,10 +424,15 @@ class GPT(nn.Module):
         if kv_cache is not None and len(kv_cache.keys) != self.config.n_layer:
             raise ValueError(f"kv_cache has {len(kv_cache.keys)} layers, the model {self.config.n_layer}")
         pos = torch.arange(past, past + T, dtype=torch.long, device=idx.device)  # positions continue the cache
-        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))  # (B, T, C)
+        rope = None
+        if self.config.pos == "rope":  # positions enter as rotations of queries and keys, in every layer
+            x = self.transformer.drop(self.transformer.wte(idx))  # (B, T, C)
+            rope = rope_angles(pos, self.config.head_dim, self.config.rope_theta)
+        else:
+            x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))  # (B, T, C)
         attentions = []
         for i, block in enumerate(self.transformer.h):
-            x, w = block(x, need_weights=return_attention, kv_cache=kv_cache, layer=i)
+            x, w = block(x, need_weights=return_attention, kv_cache=kv_cache, layer=i, rope=rope)
             attentions.append(w)
         x = self.transformer.ln_f(x)
         logits = self.lm_head(x)  # (B, T, V)
@@ -342,10 +460,15 @@ class GPT(nn.Module):
 
     # ------------------------------------------------------------------ counting
     def num_parameters(self, non_embedding: bool = False) -> int:
-        """Number of parameters, the tied head counted once; ``non_embedding`` leaves out ``wte`` and ``wpe``."""
+        """Number of parameters, the tied head counted once; ``non_embedding`` leaves out ``wte`` and ``wpe``
+        (and an untied head)."""
         n = sum(p.numel() for p in self.parameters())  # parameters() yields the shared matrix once
         if non_embedding:
-            n -= self.transformer.wte.weight.numel() + self.transformer.wpe.weight.numel()
+            n -= self.transformer.wte.weight.numel()
+            if "wpe" in self.transformer:
+                n -= self.transformer.wpe.weight.numel()
+            if not self.config.tie_embeddings:
+                n -= self.lm_head.weight.numel()
         return n
 
     # ------------------------------------------------------------------ Hugging Face interop
@@ -367,13 +490,17 @@ class GPT(nn.Module):
 
     @classmethod
     def from_hf(cls, hf_model) -> GPT:
-        """Copy a ``transformers`` ``GPT2LMHeadModel`` into a new ``GPT`` (same numbers, our code)."""
+        """Copy a ``transformers`` ``GPT2LMHeadModel`` or ``LlamaForCausalLM`` into a new ``GPT`` (same numbers,
+        our code)."""
         try:
-            from transformers import GPT2LMHeadModel
+            from transformers import GPT2LMHeadModel, LlamaForCausalLM
         except ImportError as e:  # pragma: no cover - transformers is a course requirement
             raise ImportError("GPT.from_hf needs the transformers package") from e
+        if isinstance(hf_model, LlamaForCausalLM):
+            return cls._from_llama(hf_model)
         if not isinstance(hf_model, GPT2LMHeadModel):
-            raise TypeError(f"from_hf expects a transformers GPT2LMHeadModel, got {type(hf_model).__name__}")
+            raise TypeError(f"from_hf expects a transformers GPT2LMHeadModel or LlamaForCausalLM, got "
+                            f"{type(hf_model).__name__}")
         model = cls(cls.config_from_hf(hf_model.config))
         sd_hf = hf_model.state_dict()
         sd = model.state_dict()
@@ -391,6 +518,100 @@ class GPT(nn.Module):
                 sd[k].copy_(src)
         return model.to(next(hf_model.parameters()).device).train(hf_model.training)  # same mode as the source
 
+    # ------------------------------------------------------------------ Llama interop
+    @staticmethod
+    def config_from_llama(hf_config) -> GPTConfig:
+        """A ``GPTConfig`` from a ``transformers.LlamaConfig``: RMSNorm, RoPE, SwiGLU, ``n_kv_head`` heads."""
+        act = getattr(hf_config, "hidden_act", "silu")
+        if act != "silu":
+            raise ValueError(f"Llama's MLP is SwiGLU (silu); this config uses {act!r}")
+        rope = dict(getattr(hf_config, "rope_parameters", None) or {})
+        theta = rope.get("rope_theta", getattr(hf_config, "rope_theta", 10000.0))
+        if rope.get("rope_type", "default") != "default":
+            raise ValueError(f"only the original RoPE is supported, the config scales it: {rope!r}")
+        heads, C = hf_config.num_attention_heads, hf_config.hidden_size
+        head_dim = getattr(hf_config, "head_dim", None) or C // heads
+        if head_dim * heads != C:
+            raise ValueError(f"head_dim * num_attention_heads must equal hidden_size; got {head_dim} x {heads} "
+                             f"!= {C}")
+        if bool(hf_config.attention_bias) != bool(getattr(hf_config, "mlp_bias", False)):
+            raise ValueError("the course's model has biases everywhere or nowhere: attention_bias "
+                             f"{hf_config.attention_bias} and mlp_bias {hf_config.mlp_bias} differ")
+        if getattr(hf_config, "pretraining_tp", 1) not in (None, 1):
+            raise ValueError(f"pretraining_tp={hf_config.pretraining_tp} is not supported (use 1)")
+        return GPTConfig(
+            vocab_size=hf_config.vocab_size, block_size=hf_config.max_position_embeddings,
+            n_layer=hf_config.num_hidden_layers, n_head=heads, n_embd=C,
+            dropout=float(getattr(hf_config, "attention_dropout", 0.0) or 0.0), bias=bool(hf_config.attention_bias),
+            mlp="swiglu", norm="rmsnorm", pos="rope", n_kv_head=hf_config.num_key_value_heads or heads,
+            mlp_hidden=hf_config.intermediate_size, rope_theta=float(theta), norm_eps=float(hf_config.rms_norm_eps),
+            tie_embeddings=bool(hf_config.tie_word_embeddings),
+        )
+
+    @staticmethod
+    def _llama_names(config: GPTConfig) -> list[tuple[str, list[str]]]:
+        """Our parameter names and the ``transformers`` Llama parameters each is made of (stacked on dim 0)."""
+        names = [("transformer.wte.weight", ["model.embed_tokens.weight"]),
+                 ("transformer.ln_f.weight", ["model.norm.weight"])]
+        if not config.tie_embeddings:
+            names.append(("lm_head.weight", ["lm_head.weight"]))
+        for i in range(config.n_layer):
+            a, m = f"transformer.h.{i}.", f"model.layers.{i}."
+            names += [(a + "ln_1.weight", [m + "input_layernorm.weight"]),
+                      (a + "ln_2.weight", [m + "post_attention_layernorm.weight"])]
+            kinds = ("weight", "bias") if config.bias else ("weight",)
+            for kind in kinds:
+                names += [
+                    (a + f"attn.c_attn.{kind}", [m + f"self_attn.{p}_proj.{kind}" for p in "qkv"]),
+                    (a + f"attn.c_proj.{kind}", [m + f"self_attn.o_proj.{kind}"]),
+                    (a + f"mlp.c_fc.{kind}", [m + f"mlp.gate_proj.{kind}", m + f"mlp.up_proj.{kind}"]),
+                    (a + f"mlp.c_proj.{kind}", [m + f"mlp.down_proj.{kind}"]),
+                ]
+        return names
+
+    def _is_llama(self) -> bool:
+        c = self.config
+        return (c.norm, c.pos, c.mlp) == ("rmsnorm", "rope", "swiglu")
+
+    @classmethod
+    def _from_llama(cls, hf_model) -> GPT:
+        model = cls(cls.config_from_llama(hf_model.config))
+        sd_hf, sd = hf_model.state_dict(), model.state_dict()
+        with torch.no_grad():
+            for ours, theirs in cls._llama_names(model.config):
+                missing = [t for t in theirs if t not in sd_hf]
+                if missing:
+                    raise ValueError(f"the Llama model lacks parameters {missing}")
+                src = torch.cat([sd_hf[t] for t in theirs], dim=0)
+                if src.shape != sd[ours].shape:
+                    raise ValueError(f"shape mismatch for {ours}: ours {tuple(sd[ours].shape)}, Llama {tuple(src.shape)}")
+                sd[ours].copy_(src)
+        return model.to(next(hf_model.parameters()).device).train(hf_model.training)
+
+    def _to_llama(self, attn_implementation: str | None = None):
+        from transformers import LlamaConfig, LlamaForCausalLM
+
+        c = self.config
+        hf_config = LlamaConfig(
+            vocab_size=c.vocab_size, hidden_size=c.n_embd, intermediate_size=c.hidden,
+            num_hidden_layers=c.n_layer, num_attention_heads=c.n_head, num_key_value_heads=c.kv_heads,
+            head_dim=c.head_dim, max_position_embeddings=c.block_size, rms_norm_eps=c.norm_eps,
+            tie_word_embeddings=c.tie_embeddings, attention_bias=c.bias, mlp_bias=c.bias,
+            attention_dropout=c.dropout, rope_parameters={"rope_type": "default", "rope_theta": float(c.rope_theta)},
+            bos_token_id=None, eos_token_id=None,
+            **({} if attn_implementation is None else {"attn_implementation": attn_implementation}),
+        )
+        hf = LlamaForCausalLM(hf_config)
+        sd_hf, sd = hf.state_dict(), self.state_dict()
+        with torch.no_grad():
+            for ours, theirs in self._llama_names(c):
+                parts = sd[ours].split([sd_hf[t].shape[0] for t in theirs], dim=0)
+                for t, part in zip(theirs, parts, strict=True):
+                    sd_hf[t].copy_(part)
+        if c.tie_embeddings:
+            hf.tie_weights()
+        return hf.to(self.transformer.wte.weight.device).train(self.training)
+
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike = "gpt2", **kwargs) -> GPT:
         """Load a model: a folder written by ``save_pretrained`` (the course's own configurations, such as
@@ -406,9 +627,17 @@ class GPT(nn.Module):
                 if kwargs:
                     raise TypeError(f"unexpected arguments {sorted(kwargs)} for a course folder ({folder})")
                 return cls._load_own(folder, raw)
-        from transformers import GPT2LMHeadModel
+        from transformers import AutoConfig, GPT2LMHeadModel, LlamaForCausalLM
 
         kwargs.setdefault("use_safetensors", True)  # never unpickle weights from a file we did not make
+        kind = AutoConfig.from_pretrained(name_or_path, **{k: v for k, v in kwargs.items()
+                                                           if k in ("revision", "cache_dir", "local_files_only",
+                                                                    "token")}).model_type
+        if kind == "llama":
+            return cls.from_hf(LlamaForCausalLM.from_pretrained(name_or_path, attn_implementation="eager",
+                                                                **kwargs)).eval()
+        if kind != "gpt2":
+            raise ValueError(f"{name_or_path} is a {kind!r} model; the course's model loads GPT-2 and Llama ones")
         hf = GPT2LMHeadModel.from_pretrained(name_or_path, attn_implementation="eager", **kwargs)
         return cls.from_hf(hf).eval()
 
@@ -425,13 +654,14 @@ class GPT(nn.Module):
         from safetensors.torch import load_file
 
         state = load_file(str(weights))
-        expected = {k for k in model.state_dict() if k != "lm_head.weight"}  # the head is tied to wte
+        tied = model.config.tie_embeddings
+        expected = {k for k in model.state_dict() if not (tied and k == "lm_head.weight")}  # a tied head is wte
         missing, extra = sorted(expected - set(state)), sorted(set(state) - expected)
         if missing or extra:
             raise ValueError(f"{weights} does not match its config: missing {missing[:5]}, unexpected {extra[:5]}")
         with torch.no_grad():
             for k, v in model.state_dict().items():
-                if k == "lm_head.weight":
+                if tied and k == "lm_head.weight":
                     continue
                 if state[k].shape != v.shape:
                     raise ValueError(f"shape mismatch for {k}: config says {tuple(v.shape)}, "
@@ -454,7 +684,9 @@ class GPT(nn.Module):
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir(parents=True)
-        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items() if k != "lm_head.weight"}
+        tied = self.config.tie_embeddings
+        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()
+                 if not (tied and k == "lm_head.weight")}
         save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
         config = {"model_type": CONFIG_TYPE, "format_version": 1, **self.config_dict()}
         (tmp / "config.json").write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
@@ -467,7 +699,8 @@ class GPT(nn.Module):
         return out
 
     def to_hf(self, attn_implementation: str | None = None):
-        """The same weights in a ``transformers`` ``GPT2LMHeadModel`` (GPT-2 has biases, so ``bias`` must be True).
+        """The same weights in a ``transformers`` ``GPT2LMHeadModel`` (GPT-2 has biases, so ``bias`` must be True),
+        or ``LlamaForCausalLM`` for a model with RMSNorm, RoPE and SwiGLU (any ``n_kv_head``, tied or not).
 
         ``attn_implementation``: transformers' attention kernel (``"eager"`` returns attention weights with
         ``output_attentions=True``; its default, ``"sdpa"``, does not).
@@ -475,6 +708,12 @@ class GPT(nn.Module):
         from transformers import GPT2Config, GPT2LMHeadModel
 
         c = self.config
+        if self._is_llama():
+            return self._to_llama(attn_implementation)
+        if (c.norm, c.pos) != ("layernorm", "learned") or c.kv_heads != c.n_head or not c.tie_embeddings:
+            raise ValueError("this model is neither GPT-2 (layernorm, learned positions, one key/value head per "
+                             "query head, tied head) nor Llama (rmsnorm, rope, swiglu): transformers has no class "
+                             "for it; save it with save_pretrained instead")
         if c.mlp != "gelu":
             raise ValueError(f"GPT-2 in transformers always has a GELU MLP; this model has mlp={c.mlp!r} "
                              "(save it with save_pretrained instead)")
