@@ -573,6 +573,13 @@ class GPT(nn.Module):
         c = self.config
         return (c.norm, c.pos, c.mlp) == ("rmsnorm", "rope", "swiglu")
 
+    def has_hf_class(self) -> bool:
+        """Whether ``to_hf`` can express this model: GPT-2's architecture (with biases) or Llama's."""
+        c = self.config
+        gpt2 = (c.norm, c.pos, c.mlp, c.kv_heads, c.tie_embeddings, c.bias) == \
+            ("layernorm", "learned", "gelu", c.n_head, True, True)
+        return gpt2 or self._is_llama()
+
     @classmethod
     def _from_llama(cls, hf_model) -> GPT:
         model = cls(cls.config_from_llama(hf_model.config))

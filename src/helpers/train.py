@@ -64,6 +64,14 @@ class TrainConfig:
     block_size: int = 64
     dropout: float = 0.0
     bias: bool = True
+    # GPT-2 -> Llama (helpers.model.GPTConfig): the defaults are GPT-2's
+    norm: str = "layernorm"
+    pos: str = "learned"
+    mlp: str = "gelu"
+    n_kv_head: int | None = None
+    mlp_hidden: int | None = None
+    rope_theta: float = 10000.0
+    tie_embeddings: bool = True
     # data
     tokenizer: str = "char"  # "char" or "bpe"
     bpe_vocab_size: int = 512
@@ -113,6 +121,13 @@ class TrainConfig:
             n_embd=self.n_embd,
             dropout=self.dropout,
             bias=self.bias,
+            norm=self.norm,
+            pos=self.pos,
+            mlp=self.mlp,
+            n_kv_head=self.n_kv_head,
+            mlp_hidden=self.mlp_hidden,
+            rope_theta=self.rope_theta,
+            tie_embeddings=self.tie_embeddings,
         )
 
 
@@ -310,10 +325,13 @@ def save_checkpoint(
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    with torch.random.fork_rng(devices=[]):  # building the HF model draws random init: keep training's RNG intact
-        hf = model.to_hf().cpu()
-    hf.generation_config.pad_token_id = None
-    hf.save_pretrained(str(tmp), safe_serialization=True)
+    if model.has_hf_class():  # GPT-2 or Llama: a folder transformers loads as it is
+        with torch.random.fork_rng(devices=[]):  # building the HF model draws random init: keep training's RNG
+            hf = model.to_hf().cpu()
+        hf.generation_config.pad_token_id = None
+        hf.save_pretrained(str(tmp), safe_serialization=True)
+    else:  # a configuration between the two (GPT-2 with RMSNorm, say): the course's own format
+        model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     if optimizer is not None and state is not None and cfg is not None and batch_gen is not None:
         tensors, opt_meta = _optimizer_tensors(optimizer)
@@ -445,8 +463,11 @@ def train(
             raise FileNotFoundError(f"cannot resume: {ckpt} holds no training state")
         model, tok, saved = load_checkpoint(ckpt, device)
         old_cfg = saved["train_config"]
-        arch = ("n_layer", "n_head", "n_embd", "block_size", "bias", "tokenizer")
-        diff = {k: (old_cfg[k], getattr(cfg, k)) for k in arch if old_cfg[k] != getattr(cfg, k)}
+        arch = ("n_layer", "n_head", "n_embd", "block_size", "bias", "tokenizer", "norm", "pos", "mlp", "n_kv_head",
+                "mlp_hidden", "rope_theta", "tie_embeddings")
+        known = TrainConfig.__dataclass_fields__  # runs saved before a field existed had its default
+        diff = {k: (old_cfg.get(k, known[k].default), getattr(cfg, k)) for k in arch
+                if old_cfg.get(k, known[k].default) != getattr(cfg, k)}
         if diff:
             raise ValueError(f"cannot resume with a different architecture or tokenizer: {diff} (saved, asked)")
         model.config.dropout = cfg.dropout
@@ -540,11 +561,17 @@ def _parser() -> argparse.ArgumentParser:
         "max_iters": int, "eval_interval": int, "eval_iters": int, "n_layer": int, "n_head": int, "n_embd": int,
         "block_size": int, "batch_size": int, "lr": float, "min_lr": float, "warmup_iters": int, "seed": int,
         "dropout": float, "weight_decay": float, "grad_clip": float, "sample_chars": int, "bpe_vocab_size": int,
-        "lr_decay_iters": int,
+        "lr_decay_iters": int, "n_kv_head": int, "mlp_hidden": int, "rope_theta": float,
     }
     for name, typ in flags.items():
         p.add_argument("--" + name.replace("_", "-"), type=typ, default=getattr(defaults, name))
     p.add_argument("--tokenizer", choices=["char", "bpe"], default=defaults.tokenizer)
+    # GPT-2 -> Llama: e.g. --norm rmsnorm --pos rope --mlp swiglu --n-kv-head 2 --no-bias --untied
+    p.add_argument("--norm", choices=["layernorm", "rmsnorm"], default=defaults.norm)
+    p.add_argument("--pos", choices=["learned", "rope"], default=defaults.pos)
+    p.add_argument("--mlp", choices=["gelu", "swiglu", "none"], default=defaults.mlp)
+    p.add_argument("--no-bias", dest="bias", action="store_false", help="no biases (Llama has none)")
+    p.add_argument("--untied", dest="tie_embeddings", action="store_false", help="an output head of its own")
     p.add_argument("--device", default=defaults.device, help="auto (CUDA if present, else CPU), cpu, cuda, mps")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: PyTorch's choice)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
