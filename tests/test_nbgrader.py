@@ -49,7 +49,7 @@ OFF_BY_ONE = "    i, j = np.arange(T)[:, None], np.arange(T)[None, :]\n    retur
 def nbgrader(root: Path, *args: str) -> str:
     # fast mode and offline, as teachers are told to grade; the learners' saved pieces in the course folder
     env = dict(os.environ, COURSE_FAST="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
-               COURSE_WORKDIR=str(root / "pieces"),
+               COURSE_WORKDIR=str(root / "pieces"), OMP_NUM_THREADS="1",
                PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     env.pop("COURSE_RECORD", None)
     p = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=root, env=env, capture_output=True,

@@ -68,6 +68,9 @@ def student_dir(tmp_path_factory):
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_student_notebook_runs_top_to_bottom(notebook, student_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_WORKDIR", str(tmp_path / "yours"))  # nothing adopted before: a new student
+    # One thread per kernel: the outputs are not compared here, and the other test worker has the second core
+    # (two threads each on two cores made token-by-token generation wait on each other).
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     path = student_dir / notebook.name
     nb = nbformat.read(path, as_version=4)
     assert "### BEGIN SOLUTION" not in "".join(c.source for c in nb.cells)
