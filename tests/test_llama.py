@@ -184,3 +184,66 @@ def test_kv_cache_and_greedy_generation_equal_transformers(seed):
     ref = hf.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=25, do_sample=False,
                       eos_token_id=None, pad_token_id=0)
     assert torch.equal(out, ref)
+
+
+# ---------------------------------------------------------------- the head-to-head (helpers.llama)
+def test_variants_have_gpt2s_parameter_count():
+    from helpers.llama import VARIANTS, variant_config
+
+    counts = {name: GPT(variant_config(name, 65)).num_parameters() for name in VARIANTS}
+    for name, n in counts.items():
+        assert abs(n - counts["GPT-2"]) / counts["GPT-2"] < 0.01, (name, n, counts["GPT-2"])
+    llama = variant_config("Llama", 65)
+    assert (llama.norm, llama.pos, llama.mlp, llama.kv_heads) == ("rmsnorm", "rope", "swiglu", 2)
+    with pytest.raises(ValueError, match="unknown variant"):
+        variant_config("Mamba", 65)
+
+
+def test_kv_cache_bytes_at_real_sizes():
+    from helpers.llama import kv_cache_bytes
+
+    assert kv_cache_bytes(32, 8, 128) == 131_072  # Llama-3-8B, bfloat16, one token
+    assert kv_cache_bytes(32, 32, 128) == 4 * 131_072  # one key/value head per query head
+    with pytest.raises(ValueError, match="n_kv_head"):
+        kv_cache_bytes(32, 0, 128)
+
+
+def test_heldout_bpc_and_a_tiny_run(tmp_path):
+    import json
+    import math
+
+    from helpers.data import shakespeare
+    from helpers.llama import heldout_bpc, load_results, run_variant, summarise
+    from helpers.tokenizer import CharTokenizer
+
+    tok = CharTokenizer.from_text(shakespeare("all"))
+    model = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=16, n_layer=1, n_head=2, n_embd=16)).eval()
+    text = shakespeare("val")
+    ids = torch.tensor(tok.encode(text[: 4 * 16 + 1]))
+    with torch.no_grad():
+        ref = F_cross_entropy_bits(model(ids[:-1].view(4, 16)).logits, ids[1:].view(4, 16))
+    assert heldout_bpc(model, tok, text, windows=4) == pytest.approx(ref, rel=1e-5)
+
+    row = run_variant("Llama", 0, max_iters=2, eval_interval=1, eval_iters=1, n_layer=1, n_embd=32, block_size=32,
+                      batch_size=4)
+    assert row["variant"] == "Llama" and row["steps"] == 2 and row["tokens_per_s"] > 0
+    assert 0 < row["val_bpc"] < math.log2(tok.vocab_size) + 1 and len(row["curve"]) >= 2
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"rows": [row], "summary": summarise([row]), "base": {}, "command": "x"}))
+    assert load_results(path)["rows"][0]["seed"] == 0
+    path.write_text("{}")
+    with pytest.raises(ValueError, match="lacks"):
+        load_results(path)
+
+
+def F_cross_entropy_bits(logits, targets):
+    return torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten()).item() / 0.6931471805599453
+
+
+def test_the_committed_head_to_head():
+    from helpers.llama import VARIANTS, load_results, summarise
+
+    result = load_results()
+    assert {r["variant"] for r in result["rows"]} == set(VARIANTS)
+    assert all(len([r for r in result["rows"] if r["variant"] == v]) >= 3 for v in VARIANTS)  # seeds
+    assert summarise(result["rows"]) == result["summary"]

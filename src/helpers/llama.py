@@ -6,7 +6,7 @@ heads per key/value head). Every variant gets ``mlp_hidden`` chosen so that its 
 (within 1%): RoPE has no position table and GQA has smaller key/value projections, and the MLP takes up what
 they free. Biases and the tied head stay as GPT-2's, so that the four changes alone are compared.
 
-    python -m helpers.llama --out notebooks/results/16_head_to_head.json            # the committed run
+    python -m helpers.llama --out src/helpers/llama_head_to_head.json   # the committed run (RESULTS)
     python -m helpers.llama --out /tmp/h2h.json --max-iters 40 --seeds 0 --variants GPT-2 Llama
 
 writes one row per variant and seed: parameters, held-out bits per character (the validation plays), the
@@ -28,7 +28,8 @@ import torch
 from .model import GPT, GPTConfig
 
 __all__ = ["VARIANTS", "BASE", "variant_config", "matched_hidden", "run_variant", "head_to_head", "summarise",
-           "kv_cache_bytes", "heldout_bpc"]
+           "kv_cache_bytes", "heldout_bpc",
+           "load_results", "RESULTS"]
 
 VARIANTS: dict[str, dict] = {
     "GPT-2": {},
@@ -44,7 +45,20 @@ VARIANTS: dict[str, dict] = {
 BASE = dict(n_layer=4, n_head=4, n_embd=96, block_size=128, batch_size=16, max_iters=600, lr=2e-3, min_lr=2e-4,
             warmup_iters=60, weight_decay=0.1, dropout=0.0, eval_interval=150, eval_iters=20, sample_chars=0,
             device="cpu")
+RESULTS = Path(__file__).with_name("llama_head_to_head.json")  # the committed run, shipped with the package
 HELDOUT_WINDOWS = 256  # the final score: the first 256 x 128 characters of the validation plays, the same for all
+
+
+def load_results(path: str | Path = RESULTS) -> dict:
+    """The head-to-head run saved by the command line (default: the committed one, ``RESULTS``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no head-to-head results at {path}: run python -m helpers.llama --out {path}")
+    result = json.loads(path.read_text(encoding="utf-8"))
+    missing = {"rows", "summary", "base", "command"} - set(result)
+    if missing:
+        raise ValueError(f"{path} is not a head-to-head result: it lacks {sorted(missing)}")
+    return result
 
 
 def _params(config: GPTConfig) -> int:
