@@ -40,6 +40,7 @@ import torch
 from torch.nn import functional as F
 
 from .model import GPT
+from .stats import wilson_interval  # noqa: F401 - part of this module's interface
 from .tokenizer import CharTokenizer
 
 __all__ = [
@@ -287,25 +288,6 @@ def function_parses(header: str, completion: str) -> bool:
         return False
     fn = tree.body[0] if tree.body else None
     return isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)) and len(fn.body) >= 2
-
-
-def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson's score interval for a share ``k / n`` (95% with ``z = 1.96``): ``(low, high)`` in [0, 1].
-
-    Unlike ``p ± z·sqrt(p(1-p)/n)`` it never leaves [0, 1] and is not empty when ``k`` is 0 or ``n``.
-    """
-    for name, v in (("k", k), ("n", n)):
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise TypeError(f"{name} must be an int, got {type(v).__name__}")
-    if n < 1 or not 0 <= k <= n:
-        raise ValueError(f"need n >= 1 and 0 <= k <= n, got k={k}, n={n}")
-    if isinstance(z, bool) or not isinstance(z, (int, float)) or not z > 0:
-        raise ValueError(f"z must be a positive number, got {z!r}")
-    p = k / n
-    denom = 1 + z * z / n
-    center = (p + z * z / (2 * n)) / denom
-    half = z / denom * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return max(0.0, center - half), min(1.0, center + half)
 
 
 # ---------------------------------------------------------------------- models on code

@@ -40,6 +40,7 @@ from torch.nn import functional as F
 
 from .finetune import apply_lora
 from .model import GPT
+from .stats import wilson_interval  # noqa: F401 - part of this module's interface
 
 __all__ = [
     "LABELS", "SPLITS", "Review", "data_file", "rotten_tomatoes", "to_alphabet", "encode_reviews",
@@ -436,23 +437,6 @@ def fit_head(model: GPTClassifier, feats: torch.Tensor, labels: torch.Tensor, l2
         model.head.weight[1] = torch.from_numpy(w)
         model.head.bias[1] = float(b)
     return losses
-
-
-def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson's score interval for a proportion ``k / n`` (95% for ``z = 1.96``): ``(low, high)``.
-
-    Unlike ``p ± z·sqrt(p(1-p)/n)`` it stays inside [0, 1] and keeps its coverage near 0 and 1.
-    """
-    for name, v in (("k", k), ("n", n)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-            raise TypeError(f"{name} must be an int, got {type(v).__name__}")
-    if n < 1 or not 0 <= k <= n:
-        raise ValueError(f"need 0 <= k <= n and n >= 1, got k={k}, n={n}")
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)  # clip round-off at k = 0 and k = n
 
 
 def mcnemar(correct_a, correct_b) -> tuple[int, int, float]:
