@@ -432,7 +432,8 @@ class GPT(nn.Module):
             x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))  # (B, T, C)
         attentions = []
         for i, block in enumerate(self.transformer.h):
-            x, w = block(x, need_weights=return_attention, kv_cache=kv_cache, layer=i, rope=rope)
+            extra = {} if rope is None else {"rope": rope}  # a block of one's own (notebook 04) need not know RoPE
+            x, w = block(x, need_weights=return_attention, kv_cache=kv_cache, layer=i, **extra)
             attentions.append(w)
         x = self.transformer.ln_f(x)
         logits = self.lm_head(x)  # (B, T, V)

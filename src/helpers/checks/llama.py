@@ -1,7 +1,8 @@
-"""Checkers for notebook 16 (from GPT-2 to Llama): RMSNorm, rotary positions, grouped-query head sharing.
+"""Checkers for notebook 16 (from GPT-2 to Llama): the SwiGLU MLP, rotary positions, grouped-query head sharing.
 
-Each compares the learner's function with an independent reference (``torch.nn.functional.rms_norm``; the
+Each compares the learner's function with an independent reference (``transformers``' ``LlamaMLP``; the
 rotation written with complex numbers; ``transformers``' order of shared heads) and names the usual mistakes.
+(RMSNorm is notebook 04's exercise: ``helpers.checks.check_rms_norm``.)
 """
 
 from __future__ import annotations
@@ -11,41 +12,53 @@ import torch.nn.functional as F
 
 from ._core import Case, CheckResult, run_cases
 
-__all__ = ["check_rms_norm", "check_rope", "check_repeat_kv"]
+__all__ = ["check_swiglu", "check_rope", "check_repeat_kv"]
 
 
 # ---------------------------------------------------------------------------------------------------------
-# rms_norm(x [..., C], weight [C], eps) -> x / sqrt(mean(x^2) + eps) * weight
+# swiglu(x [..., C], w_gate [h, C], w_up [h, C], w_down [C, h]) -> (silu(x W_gate^T) * (x W_up^T)) W_down^T
 
 
-def check_rms_norm(fn) -> CheckResult:
-    """``fn(x, weight, eps)``: ``x / sqrt(mean(x**2, last dim) + eps) * weight``, against PyTorch's own
-    ``F.rms_norm``; without calling it."""
+def check_swiglu(fn) -> CheckResult:
+    """``fn(x, w_gate, w_up, w_down)``: Llama's MLP with ``nn.Linear``-shaped weights, against ``transformers``'
+    own ``LlamaMLP`` holding the same weights."""
+    from transformers import LlamaConfig
+    from transformers.models.llama.modeling_llama import LlamaMLP
+
     g = torch.Generator().manual_seed(16)
-    xs = [torch.randn(2, 5, 8, generator=g) * 3 + 1, torch.randn(7, 16, generator=g), torch.randn(1, 3, generator=g)]
-    ws = [torch.randn(8, generator=g), torch.ones(16), torch.rand(3, generator=g) + 0.5]
-    specs = [(xs[0], ws[0], 1e-6, "a batch of sequences, random weight"), (xs[1], ws[1], 1e-5, "rows of 16, weight 1"),
-             (xs[2], ws[2], 1e-6, "one row of 3")]
-    tiny = torch.full((2, 4), 1e-4)  # eps matters when the entries are this small
-    specs.append((tiny, torch.ones(4), 1e-6, "tiny entries: eps inside the square root"))
-    cases = [Case(name, (x, w, eps), F.rms_norm(x, (x.shape[-1],), w, eps), atol=1e-5, rtol=1e-5)
-             for x, w, eps, name in specs]
 
-    def ms(x):
-        return x.pow(2).mean(-1, keepdim=True)
+    def case(name, batch, C, h):
+        x = torch.randn(*batch, C, generator=g)
+        wg, wu, wd = (torch.randn(h, C, generator=g) / C ** 0.5, torch.randn(h, C, generator=g) / C ** 0.5,
+                      torch.randn(C, h, generator=g) / h ** 0.5)
+        mlp = LlamaMLP(LlamaConfig(hidden_size=C, intermediate_size=h, num_attention_heads=1))
+        with torch.no_grad():
+            mlp.gate_proj.weight.copy_(wg)
+            mlp.up_proj.weight.copy_(wu)
+            mlp.down_proj.weight.copy_(wd)
+            expected = mlp(x)
+        return Case(name, (x, wg, wu, wd), expected, atol=1e-5, rtol=1e-5)
+
+    cases = [case("one vector, C = 8, h = 21", (1,), 8, 21), case("a batch of sequences, C = 12, h = 32", (2, 5), 12, 32),
+             case("C = 96, h = 256 (8C/3, the course's Llama)", (3,), 96, 256)]
+
+    def mlp(act, gate_on_up=False, gated=True):
+        def f(x, wg, wu, wd):
+            a, b = x @ wg.T, x @ wu.T
+            if gate_on_up:
+                a, b = b, a
+            return ((act(a) * b) if gated else act(a)) @ wd.T
+        return f
 
     mistakes = [
-        ("LayerNorm: the mean subtracted first (RMSNorm does not centre)",
-         lambda x, w, eps: F.layer_norm(x, (x.shape[-1],), w, None, eps)),
-        ("a missing square root: dividing by the mean square itself", lambda x, w, eps: x / (ms(x) + eps) * w),
-        ("eps added after the square root", lambda x, w, eps: x / (ms(x).sqrt() + eps) * w),
-        ("the weight forgotten", lambda x, w, eps: x * torch.rsqrt(ms(x) + eps)),
-        ("the mean taken over the wrong dimension (the first, not the last)",
-         lambda x, w, eps: x * torch.rsqrt(x.pow(2).mean(0, keepdim=True) + eps) * w),
+        ("GELU instead of SiLU", mlp(F.gelu)),
+        ("GELU instead of SiLU", mlp(lambda z: F.gelu(z, approximate="tanh"))),
+        ("the activation on the up projection, not on the gate", mlp(F.silu, gate_on_up=True)),
+        ("no gate: SiLU(x W_gate) alone, without the product with x W_up", mlp(F.silu, gated=False)),
+        ("a sigmoid gate (the original GLU) instead of SiLU", mlp(torch.sigmoid)),
+        ("ReLU instead of SiLU (ReGLU)", mlp(F.relu)),
     ]
-    return run_cases("rms_norm", fn, cases, mistakes,
-                     forbid={"torch.nn.functional.rms_norm": "write the normalisation yourself",
-                             "torch.rms_norm": "write the normalisation yourself"})
+    return run_cases("swiglu", fn, cases, mistakes)
 
 
 # ---------------------------------------------------------------------------------------------------------
