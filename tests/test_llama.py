@@ -247,3 +247,24 @@ def test_the_committed_head_to_head():
     assert {r["variant"] for r in result["rows"]} == set(VARIANTS)
     assert all(len([r for r in result["rows"] if r["variant"] == v]) >= 3 for v in VARIANTS)  # seeds
     assert summarise(result["rows"]) == result["summary"]
+
+
+def test_checkpoints_of_every_configuration(tmp_path):
+    """GPT-2 and Llama shapes are saved as transformers folders; an in-between one in the course's own format; all
+    load back with the same logits."""
+    from helpers.tokenizer import CharTokenizer
+    from helpers.train import load_checkpoint, save_checkpoint
+
+    tok = CharTokenizer.from_text("abcdefgh ")
+    idx = torch.randint(0, tok.vocab_size, (1, 12))
+    shapes = {"gpt2": {}, "llama": dict(norm="rmsnorm", pos="rope", mlp="swiglu", n_kv_head=1, bias=False),
+              "between": dict(norm="rmsnorm", n_kv_head=1)}
+    for name, extra in shapes.items():
+        model = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=16, n_layer=2, n_head=2, n_embd=16, **extra)).eval()
+        assert model.has_hf_class() == (name != "between")
+        save_checkpoint(tmp_path / name, model, tok)
+        kind = __import__("json").loads((tmp_path / name / "config.json").read_text())["model_type"]
+        assert kind == {"gpt2": "gpt2", "llama": "llama", "between": "transformers-by-hand-gpt"}[name]
+        loaded, _, _ = load_checkpoint(tmp_path / name)
+        with torch.no_grad():
+            torch.testing.assert_close(loaded(idx).logits, model(idx).logits, atol=1e-5, rtol=1e-5)
