@@ -15,6 +15,7 @@ Command line::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -86,6 +87,7 @@ class TrainConfig:
     beta1: float = 0.9
     beta2: float = 0.99
     grad_clip: float = 1.0
+    grad_accum: int = 1  # micro-batches of batch_size per step: the step sees grad_accum x batch_size windows
     # evaluation, samples, checkpoints
     eval_interval: int = 250
     eval_iters: int = 20
@@ -96,7 +98,8 @@ class TrainConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        positive = ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "max_iters", "eval_iters")
+        positive = ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "max_iters", "eval_iters",
+                    "grad_accum")
         for name in positive:
             val = getattr(self, name)
             if isinstance(val, bool) or not isinstance(val, int) or val < 1:
@@ -428,6 +431,31 @@ def encode_corpus(tok, text: str) -> torch.Tensor:
     return torch.tensor(ids, dtype=torch.int16 if tok.vocab_size < 32768 else torch.int32)
 
 
+# ---------------------------------------------------------------------- several processes
+def world() -> tuple[int, int]:
+    """``(world_size, rank)`` of this process: ``(1, 0)`` unless ``torch.distributed`` is initialised (torchrun)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size(), dist.get_rank()
+    return 1, 0
+
+
+def init_distributed() -> tuple[int, int]:
+    """Join the process group torchrun describes (``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``, ``MASTER_*``): gloo on
+    CPUs, nccl on GPUs (each process on GPU ``LOCAL_RANK``). Nothing to do, and ``(1, 0)``, without torchrun."""
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or (dist.is_available() and dist.is_initialized()):
+        return world()
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group("nccl")
+    else:
+        dist.init_process_group("gloo")
+    return world()
+
+
 # ---------------------------------------------------------------------- the loop
 def train(
     cfg: TrainConfig,
@@ -448,6 +476,8 @@ def train(
     if resume and out_dir is None:
         raise ValueError("resume=True needs out_dir, the folder to resume from")
     device = default_device(cfg.device)
+    if device.type == "cuda" and world()[0] > 1:
+        device = torch.device("cuda", torch.cuda.current_device())  # this process's GPU (LOCAL_RANK)
     train_text = shakespeare("train") if train_text is None else train_text
     val_text = shakespeare("val") if val_text is None else val_text
 
@@ -477,8 +507,16 @@ def train(
 
     train_ids, val_ids = encode_corpus(tok, train_text), encode_corpus(tok, val_text)
     chars_per_token = len(val_text) / max(1, len(val_ids))
+    n_proc, rank = world()
+    raw = model  # the GPT itself: what is evaluated, sampled and saved
+    if n_proc > 1:  # data parallel: the same model on every process, gradients averaged after each backward
+        from torch.nn.parallel import DistributedDataParallel
+
+        model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        if rank != 0:  # one process speaks and writes
+            log, progress, out_dir = (lambda s: None), False, None
     model.train()
-    opt = configure_optimizer(model, cfg)
+    opt = configure_optimizer(raw, cfg)
     state = TrainState()
     if saved is not None:
         _restore(opt, batch_gen, saved)
@@ -486,12 +524,12 @@ def train(
         state.samples = list(saved.get("samples", []))  # absent in checkpoints written before these were saved
         state.running_loss = saved.get("running_loss")
     log(
-        f"device={device.type} params={model.num_parameters():,} vocab={tok.vocab_size} "
+        f"device={device.type} params={raw.num_parameters():,} vocab={tok.vocab_size} "
         f"train_tokens={len(train_ids):,} val_tokens={len(val_ids):,} step={state.step}/{cfg.max_iters}"
     )
 
     def evaluate_and_save(step: int, train_loss: float, sample: bool = False) -> None:
-        val_loss = estimate_loss(model, val_ids, cfg, device, seed=cfg.seed + 1)
+        val_loss = estimate_loss(raw, val_ids, cfg, device, seed=cfg.seed + 1)
         entry = {
             "step": step,
             "train_loss": round(train_loss, 6),
@@ -504,11 +542,13 @@ def train(
         msg = f"step {step:>6}: train {train_loss:.4f}  val {val_loss:.4f} nats = {entry['val_bpc']:.3f} bits/char"
         log(msg)
         if sample:  # before the save, so a resumed run keeps every sample (its own generator: no RNG touched)
-            text = _sample(model, tok, cfg.sample_chars, device, seed=cfg.seed)
+            text = _sample(raw, tok, cfg.sample_chars, device, seed=cfg.seed)
             state.samples.append({"step": step, "text": text})
             log("--- sample ---\n" + text + "\n---")
         if out_dir is not None:
-            save_checkpoint(out_dir, model, tok, opt, state, cfg, batch_gen, {"chars_per_token": chars_per_token})
+            save_checkpoint(out_dir, raw, tok, opt, state, cfg, batch_gen, {"chars_per_token": chars_per_token})
+        if n_proc > 1:
+            torch.distributed.barrier()  # nobody runs ahead of the checkpoint
 
     t0 = time.time() - state.elapsed_s
     bar = None
@@ -521,17 +561,28 @@ def train(
         lr = lr_at(state.step, cfg)
         for group in opt.param_groups:
             group["lr"] = lr
-        x, y = get_batch(train_ids, cfg.batch_size, cfg.block_size, generator=batch_gen)
-        x, y = x.to(device), y.to(device)
-        with _autocast(device):
-            loss = model(x, y).loss
+        # One global batch per step, drawn alike on every process (same generator, same state): process r
+        # takes its share, in micro-batches of batch_size. 2 processes x B windows = 1 process x 2B windows,
+        # and grad_accum micro-batches of B = one batch of grad_accum x B.
+        micro, B = cfg.grad_accum, cfg.batch_size
+        X, Y = get_batch(train_ids, n_proc * micro * B, cfg.block_size, generator=batch_gen)
+        X, Y = X[rank * micro * B:(rank + 1) * micro * B].to(device), Y[rank * micro * B:(rank + 1) * micro * B].to(device)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        lv = 0.0
+        for k in range(micro):
+            sync = n_proc == 1 or k == micro - 1  # DDP averages the gradients once, after the last micro-batch
+            with (contextlib.nullcontext() if sync else model.no_sync()), _autocast(device):
+                loss = model(X[k * B:(k + 1) * B], Y[k * B:(k + 1) * B]).loss
+                (loss / micro if micro > 1 else loss).backward()
+            lv += loss.item() / micro
         if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            torch.nn.utils.clip_grad_norm_(raw.parameters(), cfg.grad_clip)
         opt.step()
         state.step += 1
-        lv = loss.item()
+        if n_proc > 1:  # the loss every process logs: the mean over the whole global batch
+            t = torch.tensor([lv], dtype=torch.float64, device=device)
+            torch.distributed.all_reduce(t)
+            lv = t.item() / n_proc
         if not math.isfinite(lv):
             raise FloatingPointError(f"loss became {lv} at step {state.step}; lower the learning rate")
         running = lv if running is None else 0.9 * running + 0.1 * lv
@@ -547,8 +598,8 @@ def train(
             evaluate_and_save(state.step, running, sample)
     if bar is not None:
         bar.close()
-    model.eval()
-    return model, tok, state
+    raw.eval()
+    return raw, tok, state
 
 
 # ---------------------------------------------------------------------- command line
@@ -561,7 +612,7 @@ def _parser() -> argparse.ArgumentParser:
         "max_iters": int, "eval_interval": int, "eval_iters": int, "n_layer": int, "n_head": int, "n_embd": int,
         "block_size": int, "batch_size": int, "lr": float, "min_lr": float, "warmup_iters": int, "seed": int,
         "dropout": float, "weight_decay": float, "grad_clip": float, "sample_chars": int, "bpe_vocab_size": int,
-        "lr_decay_iters": int, "n_kv_head": int, "mlp_hidden": int, "rope_theta": float,
+        "lr_decay_iters": int, "n_kv_head": int, "mlp_hidden": int, "rope_theta": float, "grad_accum": int,
     }
     for name, typ in flags.items():
         p.add_argument("--" + name.replace("_", "-"), type=typ, default=getattr(defaults, name))
@@ -582,13 +633,18 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    n_proc, rank = init_distributed()  # under torchrun: join the group (gloo on CPUs, nccl on GPUs)
     names = {f.name for f in fields(TrainConfig)}
     cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in names})
     _, _, state = train(cfg, out_dir=args.out, resume=args.resume, progress=not args.no_progress,
                         log=lambda s: print(s, flush=True))
     last = state.history[-1] if state.history else {}
-    print(f"done: step {state.step}, val {last.get('val_loss', float('nan')):.4f} nats "
-          f"= {last.get('val_bpc', float('nan')):.3f} bits/char, checkpoint in {args.out}", flush=True)
+    if rank == 0:
+        print(f"done: step {state.step}, val {last.get('val_loss', float('nan')):.4f} nats "
+              f"= {last.get('val_bpc', float('nan')):.3f} bits/char, checkpoint in {args.out}"
+              + (f" ({n_proc} processes)" if n_proc > 1 else ""), flush=True)
+    if n_proc > 1:
+        torch.distributed.destroy_process_group()
     return 0
 
 

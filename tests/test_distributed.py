@@ -1,0 +1,92 @@
+"""The training CLI on several processes (torchrun, DDP over gloo on 2 CPU processes), proven equal to one process.
+
+- 2 processes x B windows per step = 1 process x 2B (weights within 1e-5 after 6 steps, float32);
+- grad_accum micro-batches of B = one batch of grad_accum x B (1e-5);
+- a 2-process run stopped at step 3 and resumed on 2 processes ends bit-identical to the uninterrupted run;
+  resumed on 1 process (with the same global batch) it continues the same data order, within 1e-5;
+- only rank 0 writes the log and the checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch.distributed as dist
+from safetensors.torch import load_file
+
+from helpers.train import TrainConfig, load_checkpoint, train
+
+pytestmark = pytest.mark.skipif(not dist.is_available(), reason="this PyTorch build has no torch.distributed")
+
+TINY = dict(max_iters=6, eval_interval=3, eval_iters=2, n_layer=2, n_embd=32, n_head=2, block_size=32, sample_chars=0,
+            device="cpu", seed=11)
+FLAGS = ["--eval-iters", "2", "--n-layer", "2", "--n-embd", "32", "--n-head", "2", "--block-size", "32",
+         "--sample-chars", "0", "--device", "cpu", "--no-progress", "--threads", "1", "--seed", "11",
+         "--eval-interval", "3", "--lr-decay-iters", "6"]
+
+
+def launch(out: Path, nproc: int, *extra: str) -> str:
+    torchrun = Path(sys.executable).with_name("torchrun")
+    cmd = ([str(torchrun), "--standalone", f"--nproc_per_node={nproc}"] if nproc > 1 else [sys.executable]) + \
+        ["-m", "helpers.train", "--out", str(out), *FLAGS, *extra]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert p.returncode == 0, f"{' '.join(cmd)} failed:\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}"
+    return p.stdout
+
+
+def weights(folder: Path) -> dict:
+    return load_file(str(folder / "model.safetensors"))
+
+
+def max_diff(a: dict, b: dict) -> float:
+    assert a.keys() == b.keys()
+    return max((a[k] - b[k]).abs().max().item() for k in a)
+
+
+@pytest.fixture(scope="module")
+def ddp_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ddp") / "run"
+    log = launch(out, 2, "--batch-size", "4", "--max-iters", "6")
+    return out, log
+
+
+def test_two_processes_equal_one_with_the_double_batch(ddp_run):
+    out, log = ddp_run
+    one, _, _ = train(TrainConfig(**TINY, batch_size=8, lr_decay_iters=6), progress=False, log=lambda s: None)
+    two, _, state = load_checkpoint(out)
+    assert state["step"] == 6
+    d = max((a - b).abs().max().item() for a, b in zip(one.state_dict().values(), two.state_dict().values(),
+                                                        strict=True))
+    assert d < 1e-5, d
+    # one process speaks: one start line and one end line, not two
+    assert log.count("device=") == 1 and log.count("done:") == 1 and "(2 processes)" in log
+
+
+def test_gradient_accumulation_equals_the_big_batch():
+    big, _, _ = train(TrainConfig(**TINY, batch_size=8), progress=False, log=lambda s: None)
+    acc, _, _ = train(TrainConfig(**TINY, batch_size=2, grad_accum=4), progress=False, log=lambda s: None)
+    d = max((a - b).abs().max().item() for a, b in zip(big.state_dict().values(), acc.state_dict().values(), strict=True))
+    assert d < 1e-5, d
+    with pytest.raises(ValueError, match="grad_accum"):
+        TrainConfig(grad_accum=0)
+
+
+def test_resume_on_the_same_and_on_another_process_count(ddp_run, tmp_path):
+    out, _ = ddp_run
+    half = tmp_path / "half"
+    launch(half, 2, "--batch-size", "4", "--max-iters", "3")
+    same = tmp_path / "same"
+    shutil.copytree(half, same)
+    launch(same, 2, "--batch-size", "4", "--max-iters", "6", "--resume")
+    assert max_diff(weights(half), weights(out)) > 1e-4  # the last three steps matter ...
+    assert max_diff(weights(same), weights(out)) == 0.0  # ... and resumed, they are the same bit for bit
+    other = tmp_path / "other"
+    shutil.copytree(half, other)
+    launch(other, 1, "--batch-size", "8", "--max-iters", "6", "--resume")  # the same global batch, one process
+    assert max_diff(weights(other), weights(out)) < 1e-5
