@@ -88,6 +88,7 @@ class TrainConfig:
     beta2: float = 0.99
     grad_clip: float = 1.0
     grad_accum: int = 1  # micro-batches of batch_size per step: the step sees grad_accum x batch_size windows
+    fsdp: bool = False  # under torchrun: shard parameters, gradients and optimizer state (FSDP2) instead of DDP
     # evaluation, samples, checkpoints
     eval_interval: int = 250
     eval_iters: int = 20
@@ -509,12 +510,23 @@ def train(
     chars_per_token = len(val_text) / max(1, len(val_ids))
     n_proc, rank = world()
     raw = model  # the GPT itself: what is evaluated, sampled and saved
-    if n_proc > 1:  # data parallel: the same model on every process, gradients averaged after each backward
+    sharded = n_proc > 1 and cfg.fsdp
+    if sharded:  # FSDP2: each process keeps a 1/n shard of every block's parameters, gathered for its forward
+        from torch.distributed.fsdp import fully_shard
+
+        if saved is not None:
+            raise ValueError("resuming an --fsdp run is not supported: its checkpoints hold the weights only")
+        for block in raw.transformer.h:
+            fully_shard(block)
+        fully_shard(raw)
+    elif n_proc > 1:  # data parallel: the same model on every process, gradients averaged after each backward
         from torch.nn.parallel import DistributedDataParallel
 
         model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-        if rank != 0:  # one process speaks and writes
-            log, progress, out_dir = (lambda s: None), False, None
+    if n_proc > 1 and rank != 0:  # one process speaks (and, below, writes)
+        log, progress = (lambda s: None), False
+        if not sharded:
+            out_dir = None
     model.train()
     opt = configure_optimizer(raw, cfg)
     state = TrainState()
@@ -545,7 +557,15 @@ def train(
             text = _sample(raw, tok, cfg.sample_chars, device, seed=cfg.seed)
             state.samples.append({"step": step, "text": text})
             log("--- sample ---\n" + text + "\n---")
-        if out_dir is not None:
+        if out_dir is not None and sharded:  # every process hands in its shards; process 0 writes the whole model
+            from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+            full = get_model_state_dict(raw, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+            if rank == 0:
+                plain = GPT(raw.config)
+                plain.load_state_dict(full)
+                save_checkpoint(out_dir, plain, tok, extra={"chars_per_token": chars_per_token})  # weights only
+        elif out_dir is not None:
             save_checkpoint(out_dir, raw, tok, opt, state, cfg, batch_gen, {"chars_per_token": chars_per_token})
         if n_proc > 1:
             torch.distributed.barrier()  # nobody runs ahead of the checkpoint
@@ -570,8 +590,10 @@ def train(
         opt.zero_grad(set_to_none=True)
         lv = 0.0
         for k in range(micro):
-            sync = n_proc == 1 or k == micro - 1  # DDP averages the gradients once, after the last micro-batch
-            with (contextlib.nullcontext() if sync else model.no_sync()), _autocast(device):
+            sync = n_proc == 1 or k == micro - 1  # gradients are averaged once, after the last micro-batch
+            if sharded:
+                raw.set_requires_gradient_sync(sync)
+            with (contextlib.nullcontext() if sync or sharded else model.no_sync()), _autocast(device):
                 loss = model(X[k * B:(k + 1) * B], Y[k * B:(k + 1) * B]).loss
                 (loss / micro if micro > 1 else loss).backward()
             lv += loss.item() / micro
@@ -623,6 +645,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--mlp", choices=["gelu", "swiglu", "none"], default=defaults.mlp)
     p.add_argument("--no-bias", dest="bias", action="store_false", help="no biases (Llama has none)")
     p.add_argument("--untied", dest="tie_embeddings", action="store_false", help="an output head of its own")
+    p.add_argument("--fsdp", action="store_true", help="under torchrun: shard the model with FSDP2 instead of DDP")
     p.add_argument("--device", default=defaults.device, help="auto (CUDA if present, else CPU), cpu, cuda, mps")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: PyTorch's choice)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
