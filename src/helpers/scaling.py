@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["LADDER", "BUDGETS", "RECIPE", "CSV", "FIELDS", "run_point", "read_csv"]
+__all__ = ["LADDER", "BUDGETS", "RECIPE", "CSV", "FIELDS", "run_point", "read_csv", "fit_power_law"]
 
 # (n_layer, n_head, n_embd): non-embedding parameters 12 L C^2 (+ biases and norms)
 LADDER = [(2, 2, 32), (2, 2, 48), (2, 4, 64), (3, 4, 96), (4, 4, 128)]
@@ -70,6 +70,45 @@ def read_csv(path: str | Path = CSV) -> list[dict]:
         raise ValueError(f"{path} is not a scaling ladder (columns {FIELDS})")
     return [{k: (float(v) if k in ("val_bpc", "train_bpc", "seconds") else int(v)) for k, v in r.items()}
             for r in rows]
+
+
+def fit_power_law(x, y, floor: bool = True, boot: int = 200, seed: int = 0) -> dict:
+    """Fit ``y = E + A * x ** (-alpha)`` (``floor=False``: ``E = 0``, a straight line on log-log axes).
+
+    ``E`` (the loss no model of this family can beat) is found by a grid search below ``min(y)``; for each ``E``
+    the rest is a least-squares line through ``(log x, log(y - E))``. ``alpha_std`` is the spread of ``alpha``
+    over ``boot`` bootstrap resamples of the points. Returns ``{"E", "A", "alpha", "alpha_std", "rmse"}``.
+    """
+    import numpy as np
+
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 1 or len(x) < 3:
+        raise ValueError(f"need x and y of the same length >= 3, got shapes {x.shape} and {y.shape}")
+    if (x <= 0).any() or (y <= 0).any():
+        raise ValueError("x and y must be positive")
+    if len(np.unique(x)) < 2:
+        raise ValueError("x must take at least two values")
+
+    def fit(xs, ys):
+        floors = np.linspace(0.0, ys.min() * 0.999, 200) if floor else np.zeros(1)
+        best = None
+        for E in floors:
+            slope, icpt = np.polyfit(np.log(xs), np.log(ys - E), 1)
+            pred = E + np.exp(icpt) * xs ** slope
+            err = float(np.sqrt(np.mean((pred - ys) ** 2)))
+            if best is None or err < best[-1]:
+                best = (float(E), float(np.exp(icpt)), float(-slope), err)
+        return best
+
+    E, A, alpha, rmse = fit(x, y)
+    rng = np.random.default_rng(seed)
+    alphas = []
+    for _ in range(boot):
+        i = rng.integers(0, len(x), len(x))
+        if len(np.unique(x[i])) >= 2:
+            alphas.append(fit(x[i], y[i])[2])
+    return {"E": E, "A": A, "alpha": alpha, "alpha_std": float(np.std(alphas)) if alphas else float("nan"),
+            "rmse": rmse}
 
 
 def main(argv: list[str] | None = None) -> int:
