@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import torch.distributed as dist
 from safetensors.torch import load_file
 
@@ -101,3 +102,12 @@ def test_fsdp_equals_ddp_and_saves_an_ordinary_checkpoint(ddp_run, tmp_path):
     assert max_diff(weights(sharded), weights(out)) < 1e-5
     model, tok, state = load_checkpoint(sharded)  # one process, no torch.distributed: a plain safetensors folder
     assert state is None and model.config.n_layer == 2 and tok.vocab_size == model.config.vocab_size
+
+
+def test_bf16_autocast_on_the_cpu_follows_float32():
+    """Mixed precision on the CPU: matrix products in bfloat16, weights in float32; the run stays close."""
+    f32, _, s32 = train(TrainConfig(**TINY, batch_size=8), progress=False, log=lambda s: None)
+    b16, _, s16 = train(TrainConfig(**TINY, batch_size=8, bf16=True), progress=False, log=lambda s: None)
+    assert all(p.dtype == torch.float32 for p in b16.parameters())
+    gap = max(abs(a["val_loss"] - b["val_loss"]) for a, b in zip(s32.history, s16.history, strict=True))
+    assert 0 < gap < 0.05, gap  # different (bfloat16 rounds), but only in the third decimal

@@ -89,6 +89,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     grad_accum: int = 1  # micro-batches of batch_size per step: the step sees grad_accum x batch_size windows
     fsdp: bool = False  # under torchrun: shard parameters, gradients and optimizer state (FSDP2) instead of DDP
+    bf16: bool = False  # bfloat16 autocast on the CPU too (GPUs always use it); weights and optimizer stay float32
     # evaluation, samples, checkpoints
     eval_interval: int = 250
     eval_iters: int = 20
@@ -196,7 +197,7 @@ def estimate_loss(
     losses = []
     for _ in range(iters or cfg.eval_iters):
         x, y = get_batch(data, cfg.batch_size, cfg.block_size, generator=g)
-        with _autocast(device):
+        with _autocast(device, cfg.bf16):
             losses.append(model(x.to(device), y.to(device)).loss.item())
     model.train(was_training)
     return float(np.mean(losses))
@@ -245,10 +246,11 @@ def evaluate_text(
             "chars_per_token": chars_per_token}
 
 
-def _autocast(device: torch.device):
+def _autocast(device: torch.device, bf16_cpu: bool = False):
+    """bfloat16 autocast on GPUs always; on the CPU only when asked (``TrainConfig.bf16``: measured, not assumed)."""
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
-    return torch.autocast("cpu", enabled=False)
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16_cpu)
 
 
 @torch.no_grad()
@@ -593,7 +595,7 @@ def train(
             sync = n_proc == 1 or k == micro - 1  # gradients are averaged once, after the last micro-batch
             if sharded:
                 raw.set_requires_gradient_sync(sync)
-            with (contextlib.nullcontext() if sync or sharded else model.no_sync()), _autocast(device):
+            with (contextlib.nullcontext() if sync or sharded else model.no_sync()), _autocast(device, cfg.bf16):
                 loss = model(X[k * B:(k + 1) * B], Y[k * B:(k + 1) * B]).loss
                 (loss / micro if micro > 1 else loss).backward()
             lv += loss.item() / micro
@@ -646,6 +648,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-bias", dest="bias", action="store_false", help="no biases (Llama has none)")
     p.add_argument("--untied", dest="tie_embeddings", action="store_false", help="an output head of its own")
     p.add_argument("--fsdp", action="store_true", help="under torchrun: shard the model with FSDP2 instead of DDP")
+    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast on the CPU (benchmarks/bf16_cpu.py)")
     p.add_argument("--device", default=defaults.device, help="auto (CUDA if present, else CPU), cpu, cuda, mps")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: PyTorch's choice)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
