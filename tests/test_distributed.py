@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -98,8 +99,11 @@ def test_resume_on_the_same_and_on_another_process_count(ddp_run, tmp_path):
 def test_fsdp_equals_ddp_and_saves_an_ordinary_checkpoint(ddp_run, tmp_path):
     out, _ = ddp_run
     sharded = tmp_path / "fsdp"
-    launch(sharded, 2, "--batch-size", "4", "--max-iters", "6", "--fsdp")
+    log = launch(sharded, 2, "--batch-size", "4", "--max-iters", "6", "--fsdp")
     assert max_diff(weights(sharded), weights(out)) < 1e-5
+    held = re.search(r"fsdp: this process holds ([\d,]+) of ([\d,]+) parameters", log)
+    local, total = (int(g.replace(",", "")) for g in held.groups())
+    assert 0.45 * total < local < 0.55 * total  # half of every sharded parameter on each of 2 processes
     model, tok, state = load_checkpoint(sharded)  # one process, no torch.distributed: a plain safetensors folder
     assert state is None and model.config.n_layer == 2 and tok.vocab_size == model.config.vocab_size
 

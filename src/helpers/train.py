@@ -541,6 +541,10 @@ def train(
         f"device={device.type} params={raw.num_parameters():,} vocab={tok.vocab_size} "
         f"train_tokens={len(train_ids):,} val_tokens={len(val_ids):,} step={state.step}/{cfg.max_iters}"
     )
+    if sharded:  # what sharding saves: the parameters (and so gradients and AdamW state) one process holds
+        local = sum(p.to_local().numel() for p in raw.parameters())
+        log(f"fsdp: this process holds {local:,} of {raw.num_parameters():,} parameters "
+            f"({local / raw.num_parameters():.0%}), {n_proc} processes")
 
     def evaluate_and_save(step: int, train_loss: float, sample: bool = False) -> None:
         val_loss = estimate_loss(raw, val_ids, cfg, device, seed=cfg.seed + 1)
