@@ -40,3 +40,17 @@ def test_ladder_spans_the_sizes_and_a_point_reproduces(tmp_path):
     path.write_text("a,b\n1,2\n")
     with pytest.raises(ValueError, match="not a scaling ladder"):
         read_csv(path)
+
+
+def test_the_committed_ladder():
+    rows = read_csv()  # src/helpers/scaling_ladder.csv, written by python -m helpers.scaling
+    sizes = sorted({r["params_non_embedding"] for r in rows})
+    assert len(sizes) >= 5 and sizes[-1] / sizes[0] >= 30
+    assert {r["tokens"] for r in rows} == set(BUDGETS) and len(rows) == len(LADDER) * len(BUDGETS)
+    for tokens in BUDGETS:  # at every budget the loss falls with size, and at every size with tokens
+        by_size = [r["val_bpc"] for r in sorted((r for r in rows if r["tokens"] == tokens),
+                                                 key=lambda r: r["params_non_embedding"])]
+        assert by_size[-1] < by_size[0]
+    fit = fit_power_law([r["params_non_embedding"] for r in rows if r["tokens"] == BUDGETS[-1]],
+                        [r["val_bpc"] for r in rows if r["tokens"] == BUDGETS[-1]])
+    assert 0 < fit["alpha"] < 2
