@@ -119,26 +119,23 @@ def nav(stem: str, depth: str = "..") -> list[tuple[str, str]]:
 
 
 def rewrite_links(text: str, depth: str = "..") -> str:
-    """Links between the repository's files, made links between the site's pages."""
+    """Links between the repository's files, made links between the site's pages. A link to a repository file
+    that is not on the site (a script, the README) keeps its text and names the file, without a dead link."""
     def fix(m: re.Match) -> str:
-        attr, url = m.group(1), m.group(2)
-        if re.match(r"[a-z]+:|#", url):
-            return m.group(0)
+        url = m.group(1)
+        if re.match(r"[a-z]+:|#|figures/", url) or url.split("#")[0].endswith((".html", ".css", ".js", ".png")):
+            return m.group(0)  # elsewhere, or already one of the site's own files
         path, _, anchor = url.partition("#")
         name = Path(path).name
-        stem = Path(name).stem
         if name.endswith(".ipynb"):
-            new = f"{depth}/lessons/{stem}.html"
+            new = f"{depth}/lessons/{Path(name).stem}.html"
         elif name.endswith(".md") and (ROOT / "lecture_notes" / name).is_file():
-            new = f"{depth}/notes/{stem}.html"
-        elif name.endswith(".md"):
-            new = f"https://github.com/search?q={name}"  # a repository file: not part of the site
-            return f'{attr}="{new}" data-repo-file="{html.escape(path)}"'
+            new = f"{depth}/notes/{Path(name).stem}.html"
         else:
-            return m.group(0)
-        return f'{attr}="{new}{"#" + anchor if anchor else ""}"'
+            return f'title="in the repository: {html.escape(path)}"'
+        return f'href="{new}{"#" + anchor if anchor else ""}"'
 
-    return re.sub(r'(href)="([^"]+)"', fix, text)
+    return re.sub(r'href="([^"]+)"', fix, text)
 
 
 def page(title: str, body: str, vendor_prefix: str, nav_items: list[tuple[str, str]]) -> str:

@@ -221,7 +221,8 @@ def test_heldout_bpc_and_a_tiny_run(tmp_path):
     text = shakespeare("val")
     ids = torch.tensor(tok.encode(text[: 4 * 16 + 1]))
     with torch.no_grad():
-        ref = F_cross_entropy_bits(model(ids[:-1].view(4, 16)).logits, ids[1:].view(4, 16))
+        logits = model(ids[:-1].view(4, 16)).logits
+        ref = torch.nn.functional.cross_entropy(logits.flatten(0, 1), ids[1:]).item() / math.log(2)
     assert heldout_bpc(model, tok, text, windows=4) == pytest.approx(ref, rel=1e-5)
 
     row = run_variant("Llama", 0, max_iters=2, eval_interval=1, eval_iters=1, n_layer=1, n_embd=32, block_size=32,
@@ -234,10 +235,6 @@ def test_heldout_bpc_and_a_tiny_run(tmp_path):
     path.write_text("{}")
     with pytest.raises(ValueError, match="lacks"):
         load_results(path)
-
-
-def F_cross_entropy_bits(logits, targets):
-    return torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten()).item() / 0.6931471805599453
 
 
 def test_the_committed_head_to_head():

@@ -133,7 +133,7 @@ def run_variant(name: str, seed: int, train_text: str | None = None, val_text: s
     settings = {**BASE, **overrides, "seed": seed}
     tcfg = TrainConfig(**{k: v for k, v in settings.items() if k in {f.name for f in dataclasses.fields(TrainConfig)}})
     tok = build_tokenizer(tcfg, train_text or "")
-    mcfg = variant_config(name, tok.vocab_size, **{k: v for k, v in settings.items()})
+    mcfg = variant_config(name, tok.vocab_size, **settings)
     tcfg = dataclasses.replace(tcfg, **{k: getattr(mcfg, k) for k in
                                         ("norm", "pos", "mlp", "n_kv_head", "mlp_hidden", "rope_theta", "bias",
                                          "tie_embeddings")})
