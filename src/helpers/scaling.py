@@ -22,7 +22,8 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["LADDER", "BUDGETS", "RECIPE", "CSV", "FIELDS", "run_point", "read_csv", "fit_power_law"]
+__all__ = ["LADDER", "BUDGETS", "RECIPE", "CSV", "FIELDS", "run_point", "read_csv", "mean_over_seeds",
+           "fit_power_law", "fit_loss_surface", "compute_optimal", "train_flops", "train_memory"]
 
 # (n_layer, n_head, n_embd): non-embedding parameters 12 L C^2 (+ biases and norms)
 LADDER = [(2, 2, 32), (2, 2, 48), (2, 4, 64), (3, 4, 96), (4, 4, 128)]
@@ -72,6 +73,117 @@ def read_csv(path: str | Path = CSV) -> list[dict]:
             for r in rows]
 
 
+def mean_over_seeds(rows: list[dict]) -> list[dict]:
+    """One row per (size, tokens): ``val_bpc`` averaged over the seeds, with ``val_std`` (0 for one seed) and
+    ``seeds`` (how many), sorted by size then tokens."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["params_non_embedding"], r["tokens"]), []).append(r)
+    out = []
+    for (_, _), rs in sorted(groups.items()):
+        vals = [r["val_bpc"] for r in rs]
+        mean = sum(vals) / len(vals)
+        std = (sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) ** 0.5 if len(vals) > 1 else 0.0
+        out.append({**{k: rs[0][k] for k in ("n_layer", "n_head", "n_embd", "params", "params_non_embedding",
+                                             "tokens", "steps")}, "val_bpc": mean, "val_std": std, "seeds": len(vals)})
+    return out
+
+
+def fit_loss_surface(N, D, L, boot: int = 200, seed: int = 0) -> dict:
+    """Fit Hoffmann et al.'s (2022) ``L(N, D) = E + A / N**alpha + B / D**beta`` to measured points.
+
+    For fixed exponents the loss is linear in ``(E, A, B)``: least squares gives them, and a grid over ``alpha``
+    and ``beta`` (0.02 to 1.5) keeps the pair with the smallest error among those with ``E, A, B >= 0``.
+    ``alpha_std`` and ``beta_std`` are the spreads over ``boot`` bootstrap resamples of the points. Returns
+    ``{"E", "A", "B", "alpha", "beta", "alpha_std", "beta_std", "rmse"}``.
+    """
+    import numpy as np
+
+    N, D, L = (np.asarray(v, dtype=np.float64) for v in (N, D, L))
+    if not (N.shape == D.shape == L.shape) or N.ndim != 1 or len(N) < 5:
+        raise ValueError(f"need N, D and L of the same length >= 5, got shapes {N.shape}, {D.shape} and {L.shape}")
+    if (N <= 0).any() or (D <= 0).any() or (L <= 0).any():
+        raise ValueError("N, D and L must be positive")
+    if len(np.unique(N)) < 2 or len(np.unique(D)) < 2:
+        raise ValueError("N and D must each take at least two values")
+    grid = np.linspace(0.02, 1.5, 75)
+
+    def fit(n, d, loss):
+        n0, d0 = n / n.min(), d / d.min()  # scaled, so that A and B stay of the order of the loss
+        a, b = grid[:, None, None], grid[None, :, None]
+        X = np.stack(np.broadcast_arrays(np.ones_like(n0), n0 ** -a, d0 ** -b), axis=-1)  # [grid, grid, points, 3]
+        coef = np.einsum("abij,j->abi", np.linalg.pinv(X), loss)  # least squares for every (alpha, beta)
+        err = np.sqrt(np.mean((np.einsum("abpi,abi->abp", X, coef) - loss) ** 2, axis=-1))
+        err = np.where((coef >= 0).all(-1), err, np.inf)
+        if not np.isfinite(err).any():  # no non-negative solution on the grid: the loss does not fall with N and D
+            raise ValueError("no fit with E, A, B >= 0: does the loss fall with both N and D?")
+        i, j = np.unravel_index(np.argmin(err), err.shape)
+        E, A0, B0 = coef[i, j]
+        return E, A0 * n.min() ** grid[i], B0 * d.min() ** grid[j], grid[i], grid[j], float(err[i, j])
+
+    E, A, B, alpha, beta, rmse = fit(N, D, L)
+    rng = np.random.default_rng(seed)
+    alphas, betas = [], []
+    for _ in range(boot):
+        i = rng.integers(0, len(N), len(N))
+        if len(np.unique(N[i])) >= 2 and len(np.unique(D[i])) >= 2:
+            try:
+                f = fit(N[i], D[i], L[i])
+            except ValueError:
+                continue
+            alphas.append(f[3])
+            betas.append(f[4])
+    return {"E": float(E), "A": float(A), "B": float(B), "alpha": float(alpha), "beta": float(beta),
+            "alpha_std": float(np.std(alphas)) if alphas else float("nan"),
+            "beta_std": float(np.std(betas)) if betas else float("nan"), "rmse": rmse}
+
+
+def compute_optimal(fit: dict, C):
+    """The ``(N, D)`` that minimise ``fit``'s loss surface at compute ``C = 6 N D`` FLOPs (Hoffmann et al. 2022,
+    eq. 4): ``N = G (C/6) ** (beta / (alpha + beta))``, ``G = (alpha A / (beta B)) ** (1 / (alpha + beta))``."""
+    import numpy as np
+
+    missing = {"A", "B", "alpha", "beta"} - set(fit)
+    if missing:
+        raise ValueError(f"fit must have A, B, alpha and beta (from fit_loss_surface), missing {sorted(missing)}")
+    C = np.asarray(C, dtype=np.float64)
+    if (C <= 0).any():
+        raise ValueError("C must be positive")
+    a, b = fit["alpha"], fit["beta"]
+    G = (a * fit["A"] / (b * fit["B"])) ** (1 / (a + b))
+    N = G * (C / 6) ** (b / (a + b))
+    return N, C / (6 * N)
+
+
+def train_flops(n_layer: int, n_embd: int, block_size: int, vocab_size: int, tokens: int) -> int:
+    """Matrix-multiply FLOPs of training the course's GPT on ``tokens`` tokens (forward and backward).
+
+    Per token, the forward pass does 2 FLOPs per weight of the blocks' matrices (``12 n_embd**2`` per layer), 2
+    per weight of the output layer (``n_embd * vocab_size``) and ``4 n_layer block_size n_embd`` in the attention
+    scores and weighted sums (each of the full ``T x T`` products, as PyTorch computes them); the backward pass
+    twice the forward. ``torch.utils.flop_counter.FlopCounterMode`` counts the same (``tests/test_scaling.py``).
+    Kaplan et al.'s ``6 N D`` is the first term alone.
+    """
+    for name, v in [("n_layer", n_layer), ("n_embd", n_embd), ("block_size", block_size), ("vocab_size", vocab_size),
+                    ("tokens", tokens)]:
+        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+            raise ValueError(f"{name} must be a positive int, got {v!r}")
+    per_token = 2 * (12 * n_layer * n_embd ** 2 + n_embd * vocab_size) + 4 * n_layer * block_size * n_embd
+    return 3 * per_token * tokens
+
+
+def train_memory(n_params: int, n_procs: int = 1, sharded: bool = False, bytes_per_value: int = 4) -> float:
+    """Bytes one process holds for training with AdamW: weights, gradients and the two moments (4 values per
+    parameter), all of them on every process (DDP) or a ``1 / n_procs`` share of each (``sharded``: FSDP, ZeRO-3).
+    Activations come on top."""
+    if isinstance(n_params, bool) or not isinstance(n_params, int) or n_params <= 0:
+        raise ValueError(f"n_params must be a positive int, got {n_params!r}")
+    if isinstance(n_procs, bool) or not isinstance(n_procs, int) or n_procs <= 0:
+        raise ValueError(f"n_procs must be a positive int, got {n_procs!r}")
+    total = 4 * bytes_per_value * n_params
+    return total / n_procs if sharded else float(total)
+
+
 def fit_power_law(x, y, floor: bool = True, boot: int = 200, seed: int = 0) -> dict:
     """Fit ``y = E + A * x ** (-alpha)`` (``floor=False``: ``E = 0``, a straight line on log-log axes).
 
@@ -91,14 +203,14 @@ def fit_power_law(x, y, floor: bool = True, boot: int = 200, seed: int = 0) -> d
 
     def fit(xs, ys):
         floors = np.linspace(0.0, ys.min() * 0.999, 200) if floor else np.zeros(1)
-        best = None
-        for E in floors:
-            slope, icpt = np.polyfit(np.log(xs), np.log(ys - E), 1)
-            pred = E + np.exp(icpt) * xs ** slope
-            err = float(np.sqrt(np.mean((pred - ys) ** 2)))
-            if best is None or err < best[-1]:
-                best = (float(E), float(np.exp(icpt)), float(-slope), err)
-        return best
+        lx, ly = np.log(xs), np.log(ys[None, :] - floors[:, None])  # every floor at once: [floors, points]
+        dx = lx - lx.mean()
+        slope = (ly - ly.mean(1, keepdims=True)) @ dx / (dx @ dx)
+        icpt = ly.mean(1) - slope * lx.mean()
+        pred = floors[:, None] + np.exp(icpt)[:, None] * xs[None, :] ** slope[:, None]
+        err = np.sqrt(np.mean((pred - ys[None, :]) ** 2, axis=1))
+        i = int(np.argmin(err))
+        return float(floors[i]), float(np.exp(icpt[i])), float(-slope[i]), float(err[i])
 
     E, A, alpha, rmse = fit(x, y)
     rng = np.random.default_rng(seed)
