@@ -2,7 +2,8 @@
 
     python scripts/build_zh.py stub 07          # write (or refresh) notebooks/zh/translations/07_training.md
     python scripts/build_zh.py build            # write notebooks/zh/*.ipynb from the English notebooks + translations
-    python scripts/build_zh.py check            # exit 1 if a translation is missing, stale, or a zh notebook is out of date
+    python scripts/build_zh.py check            # exit 1 if a translation is missing or stale, a zh notebook out of date,
+                                                # or a Chinese note (lecture_notes/zh/) misses a heading, equation or figure
     python scripts/build_zh.py accept 07 ab12cd34   # after updating a stale cell's Chinese: record the new English
 
 A Chinese notebook is its English notebook with every Markdown cell's text replaced by its translation: the code
@@ -40,6 +41,9 @@ ROOT = Path(__file__).resolve().parents[1]
 EN = ROOT / "notebooks"
 ZH = EN / "zh"
 TRANSLATIONS = ZH / "translations"
+NOTES = ROOT / "lecture_notes"
+ZH_NOTES = NOTES / "zh"
+MIN_SHARE_NOTE, MIN_SHARE_CELL = 0.75, 0.6  # Chinese characters / (Chinese characters + English words), in prose
 MARKER = re.compile(r"^<!-- cell ([0-9A-Za-z_-]+) -->$")
 FENCE = re.compile(r"^(`{4,})en$")
 _LINK = re.compile(r"(\]\(|src=\")([^)\s\"]+)")
@@ -51,6 +55,68 @@ class Block:
     cell_id: str
     english: str
     chinese: str
+
+
+def _outside_code(md: str) -> str:
+    return re.sub(r"^(```|~~~).*?^\1", "", md, flags=re.S | re.M)
+
+
+def structure(md: str) -> dict:
+    """What a translation must keep: the heading levels in order, the display equations, the images."""
+    text = _outside_code(md)
+    return {"headings": [len(m.group(1)) for m in re.finditer(r"^(#{1,6})\s", text, flags=re.M)],
+            "equations": re.findall(r"\$\$.*?\$\$", text, flags=re.S),
+            "images": re.findall(r"!\[[^\]]*\]\(([^)\s]+)", text) + re.findall(r"<img [^>]*src=\"([^\"]+)", text)}
+
+
+def prose(md: str) -> str:
+    """The running text of Markdown: no code, math, link targets, tags or addresses."""
+    md = _outside_code(md)
+    md = re.sub(r"\$\$.*?\$\$", " ", md, flags=re.S)
+    md = re.sub(r"\$[^$\n]+\$", " ", md)
+    md = re.sub(r"`[^`\n]+`", " ", md)
+    md = re.sub(r"\]\([^)]*\)", "]", md)
+    md = re.sub(r"<[^>]+>", " ", md)
+    return re.sub(r"https?://\S+", " ", md)
+
+
+def english_words(md: str) -> int:
+    return len(re.findall(r"[A-Za-z]+(?:['-][A-Za-z]+)*", prose(md)))
+
+
+def chinese_share(md: str) -> float:
+    """Chinese characters / (Chinese characters + English words) in the prose of ``md`` (1.0 when it has none)."""
+    p = prose(md)
+    zh = len(re.findall(r"[\u4e00-\u9fff]", p))
+    total = zh + english_words(md)
+    return zh / total if total else 1.0
+
+
+def note_problems(en: Path) -> list[str]:
+    """What is wrong with the Chinese twin of the lecture note ``en`` (empty when it is complete)."""
+    zh = ZH_NOTES / en.name
+    if not zh.is_file():
+        return [f"{en.name}: no Chinese note lecture_notes/zh/{en.name}"]
+    a, b = en.read_text(encoding="utf-8"), zh.read_text(encoding="utf-8")
+    sa, sb = structure(a), structure(b)
+    out = []
+    if sa["headings"] != sb["headings"]:
+        out.append(f"{en.name}: headings (levels in order) {sa['headings']} in English, {sb['headings']} in Chinese")
+    if sa["equations"] != sb["equations"]:
+        diff = [e for e in sa["equations"] if e not in sb["equations"]][:2]
+        out.append(f"{en.name}: the display equations differ ({len(sa['equations'])} in English, "
+                   f"{len(sb['equations'])} in Chinese); e.g. missing: {diff}")
+    images = [(en.parent / t).resolve() for t in sa["images"]], [(zh.parent / t).resolve() for t in sb["images"]]
+    if images[0] != images[1]:
+        out.append(f"{en.name}: the figures differ: {sa['images']} in English, {sb['images']} in Chinese")
+    for target in re.findall(r"\]\(([^)\s#]+)(?:#[^)]*)?\)", _outside_code(b)):
+        if not re.match(r"[a-z]+:", target) and not (zh.parent / target).exists():
+            out.append(f"lecture_notes/zh/{en.name}: the link {target} leads nowhere")
+    share = chinese_share(b)
+    if share < MIN_SHARE_NOTE:
+        out.append(f"lecture_notes/zh/{en.name}: only {share:.0%} of its prose is Chinese (at least "
+                   f"{MIN_SHARE_NOTE:.0%} expected)")
+    return out
 
 
 def notebooks(selection: list[str] | None = None) -> list[Path]:
@@ -164,6 +230,14 @@ def problems(en: Path, built: bool = True) -> list[str]:
             out.append(f"{en.name}: cell {cell.id} has an empty translation")
         elif b.chinese == b.english and len(re.findall(r"[A-Za-z]{2,}", b.english)) >= 5:
             out.append(f"{en.name}: cell {cell.id} is not translated yet (its Chinese is the English placeholder)")
+        else:
+            se, sz = structure(cell.source), structure(b.chinese)
+            for key in ("headings", "equations", "images"):
+                if se[key] != sz[key]:
+                    out.append(f"{en.name}: cell {cell.id}: its {key} differ: {se[key]} in English, {sz[key]} in "
+                               f"the translation")
+            if english_words(cell.source) >= 8 and chinese_share(b.chinese) < MIN_SHARE_CELL:
+                out.append(f"{en.name}: cell {cell.id}: only {chinese_share(b.chinese):.0%} of its prose is Chinese")
     out += [f"{en.name}: block {b.cell_id} matches no Markdown cell (run stub to drop it)" for b in orphans]
     if built and not out:
         zh = ZH / en.name
@@ -270,7 +344,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"built {len(paths)} Chinese notebooks in notebooks/zh/")
         return 0
     bad = [msg for en in paths for msg in problems(en)]
-    print("\n".join(bad) if bad else f"{len(paths)} Chinese notebooks complete and current")
+    if not a.args:
+        bad += [msg for en in sorted(NOTES.glob("[0-9][0-9]_*.md")) for msg in note_problems(en)]
+    print("\n".join(bad) if bad else f"{len(paths)} Chinese notebooks complete and current" +
+          ("" if a.args else ", and every lecture note has its Chinese twin"))
     return 1 if bad else 0
 
 
