@@ -32,6 +32,7 @@ from playwright.sync_api import sync_playwright  # a requirement: without it thi
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "tests" / "browser" / "explorer_demo.ipynb"
+ZH_NOTEBOOK = ROOT / "notebooks" / "zh" / "01_attention_math.ipynb"  # a lesson of the Chinese edition
 KERNEL = "course-python"  # the private kernelspec's name: this interpreter, whatever else is installed
 L, H = 2, 4  # the demo's model
 
@@ -64,7 +65,8 @@ def _get(url: str, timeout: float = 2.0):
 
 @pytest.fixture
 def lab(tmp_path):
-    """A fresh JupyterLab server on 127.0.0.1 serving a folder with the demo notebook; stopped afterwards."""
+    """A fresh JupyterLab server on 127.0.0.1 serving a folder with the demo notebook and a Chinese lesson (outputs
+    cleared); stopped afterwards."""
     root, data = tmp_path / "root", tmp_path / "data"
     root.mkdir()
     spec = data / "kernels" / KERNEL
@@ -73,12 +75,13 @@ def lab(tmp_path):
         "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": "Python 3 (course)", "language": "python",
     }), encoding="utf-8")
-    nb = json.loads(DEMO.read_text(encoding="utf-8"))
-    for cell in nb["cells"]:  # never show stale widget outputs (their models are gone: a console error)
-        if cell["cell_type"] == "code":
-            cell["outputs"], cell["execution_count"] = [], None
-    nb["metadata"]["kernelspec"] = {"name": KERNEL, "display_name": "Python 3 (course)", "language": "python"}
-    (root / DEMO.name).write_text(json.dumps(nb), encoding="utf-8")
+    for source in (DEMO, ZH_NOTEBOOK):
+        nb = json.loads(source.read_text(encoding="utf-8"))
+        for cell in nb["cells"]:  # never show stale widget outputs (their models are gone: a console error)
+            if cell["cell_type"] == "code":
+                cell["outputs"], cell["execution_count"] = [], None
+        nb["metadata"]["kernelspec"] = {"name": KERNEL, "display_name": "Python 3 (course)", "language": "python"}
+        (root / source.name).write_text(json.dumps(nb, ensure_ascii=False), encoding="utf-8")
     # never ask about Jupyter news (news_url=None stops the fetch, not the "get notified?" toast over the page)
     settings = tmp_path / "config" / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
     settings.mkdir(parents=True)
@@ -283,3 +286,81 @@ def test_explorer_widget_in_jupyterlab(lab):
     colours = {tuple(c) for c in np.round(img.reshape(-1, 3) * 255).astype(int)[::7].tolist()}
     assert len(colours) > 50, f"the screenshot {shot} shows almost nothing ({len(colours)} colours)"
     print(f"JupyterLab browser test: {time.monotonic() - started:.1f} s after the server answered; screenshot {shot}")
+
+
+def test_a_chinese_lesson_opens_and_runs_in_jupyterlab(lab):
+    """The Chinese edition's lesson 01 (``notebooks/zh/``): its Chinese text renders, and Run All runs every cell
+    with no error output, no console error and no request beyond 127.0.0.1."""
+    blocked: list[str] = []
+    errors: list[str] = []
+
+    def route(r) -> None:
+        url = r.request.url
+        if url.startswith(("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:")):
+            r.continue_()
+        else:
+            blocked.append(url)
+            r.abort()
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                  "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"],
+        )
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 1100})
+            context.route("**/*", route)
+            page = context.new_page()
+            page.on("console", lambda m: errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
+            page.goto(f"{lab['base']}/lab/tree/{ZH_NOTEBOOK.name}?token={lab['token']}&reset")
+            page.wait_for_function(
+                "() => { const a = window.jupyterapp; const w = a && a.shell.currentWidget;"
+                " return !!(w && w.sessionContext && w.context); }", timeout=90_000)
+            page.evaluate("async () => { const w = window.jupyterapp.shell.currentWidget;"
+                          " await w.context.ready; await w.sessionContext.ready; return true; }")
+            page.wait_for_function(IDLE, timeout=90_000)
+            heading = page.locator(".jp-MarkdownOutput h1").first.inner_text(timeout=60_000)
+            assert "注意力" in heading, f"the first heading is {heading!r}, not the Chinese title"
+            # drawn, not as boxes: with no Chinese font every character is the same empty box
+            differ = page.evaluate("""() => {
+              const c = document.createElement('canvas'); c.width = 40; c.height = 40;
+              const g = c.getContext('2d'), draw = (ch) => { g.clearRect(0, 0, 40, 40);
+                g.font = '32px sans-serif'; g.fillText(ch, 2, 32); return g.getImageData(0, 0, 40, 40).data.join(); };
+              return draw('注') !== draw('意');
+            }""")
+            assert differ, "Chinese characters are drawn as identical boxes: install a Chinese font (fonts-wqy-zenhei)"
+            page.evaluate("async () => { await window.jupyterapp.commands.execute('notebook:run-all-cells');"
+                          " return true; }")
+            # done: every code cell has run (an execution count) and the kernel is idle
+            page.wait_for_function("""() => {
+              const w = window.jupyterapp.shell.currentWidget, cells = w.content.model.cells;
+              for (let i = 0; i < cells.length; i++) {
+                const c = cells.get(i);
+                if (c.type === 'code' && !c.executionCount) return false;
+              }
+              const k = w.sessionContext.session && w.sessionContext.session.kernel;
+              return !!k && k.status === 'idle';
+            }""", timeout=300_000)
+            outputs = page.evaluate("""() => {
+              const cells = window.jupyterapp.shell.currentWidget.content.model.cells, out = [];
+              for (let i = 0; i < cells.length; i++) {
+                const c = cells.get(i);
+                if (c.type === 'code') out.push(c.outputs.toJSON());
+              }
+              return out;
+            }""")
+            errs = [o for cell in outputs for o in cell if o["output_type"] == "error"]
+            assert not errs, f"the Chinese notebook failed in JupyterLab: {errs}"
+            text = "".join(o.get("text", "") for cell in outputs for o in cell if isinstance(o.get("text"), str))
+            assert "4/4 passed" in text or "passed" in text, "the checkers did not run"
+            shot = _artifacts() / "jupyterlab_zh_notebook.png"
+            page.evaluate("() => { const w = window.jupyterapp.shell.currentWidget.content;"
+                          " w.activeCellIndex = 0; w.scrollToItem(0, 'start'); }")
+            time.sleep(0.5)
+            page.screenshot(path=str(shot))
+        finally:
+            browser.close()
+    assert not errors, "the browser console logged errors:\n" + "\n".join(errors)
+    assert not blocked, f"the page tried to reach beyond 127.0.0.1: {blocked}"
