@@ -93,7 +93,8 @@ def fit_loss_surface(N, D, L, boot: int = 200, seed: int = 0) -> dict:
     """Fit Hoffmann et al.'s (2022) ``L(N, D) = E + A / N**alpha + B / D**beta`` to measured points.
 
     For fixed exponents the loss is linear in ``(E, A, B)``: least squares gives them, and a grid over ``alpha``
-    and ``beta`` (0.02 to 1.5) keeps the pair with the smallest error among those with ``E, A, B >= 0``.
+    and ``beta`` (0.02 to 1.5 in steps of 0.04, then of 0.005 around the best) keeps the pair with the smallest
+    error among those with ``E, A, B >= 0``.
     ``alpha_std`` and ``beta_std`` are the spreads over ``boot`` bootstrap resamples of the points. Returns
     ``{"E", "A", "B", "alpha", "beta", "alpha_std", "beta_std", "rmse"}``.
     """
@@ -106,20 +107,26 @@ def fit_loss_surface(N, D, L, boot: int = 200, seed: int = 0) -> dict:
         raise ValueError("N, D and L must be positive")
     if len(np.unique(N)) < 2 or len(np.unique(D)) < 2:
         raise ValueError("N and D must each take at least two values")
-    grid = np.linspace(0.02, 1.5, 75)
+    coarse = np.linspace(0.02, 1.5, 38)  # steps of 0.04, then steps of 0.005 around the best pair
 
-    def fit(n, d, loss):
-        n0, d0 = n / n.min(), d / d.min()  # scaled, so that A and B stay of the order of the loss
-        a, b = grid[:, None, None], grid[None, :, None]
-        X = np.stack(np.broadcast_arrays(np.ones_like(n0), n0 ** -a, d0 ** -b), axis=-1)  # [grid, grid, points, 3]
+    def solve(n0, d0, loss, ga, gb):
+        a, b = ga[:, None, None], gb[None, :, None]
+        X = np.stack(np.broadcast_arrays(np.ones_like(n0), n0 ** -a, d0 ** -b), axis=-1)  # [ga, gb, points, 3]
         coef = np.einsum("abij,j->abi", np.linalg.pinv(X), loss)  # least squares for every (alpha, beta)
         err = np.sqrt(np.mean((np.einsum("abpi,abi->abp", X, coef) - loss) ** 2, axis=-1))
         err = np.where((coef >= 0).all(-1), err, np.inf)
-        if not np.isfinite(err).any():  # no non-negative solution on the grid: the loss does not fall with N and D
-            raise ValueError("no fit with E, A, B >= 0: does the loss fall with both N and D?")
         i, j = np.unravel_index(np.argmin(err), err.shape)
-        E, A0, B0 = coef[i, j]
-        return E, A0 * n.min() ** grid[i], B0 * d.min() ** grid[j], grid[i], grid[j], float(err[i, j])
+        return coef[i, j], ga[i], gb[j], float(err[i, j])
+
+    def fit(n, d, loss):
+        n0, d0 = n / n.min(), d / d.min()  # scaled, so that A and B stay of the order of the loss
+        coef, a, b, err = solve(n0, d0, loss, coarse, coarse)
+        if not np.isfinite(err):  # no non-negative solution on the grid: the loss does not fall with N and D
+            raise ValueError("no fit with E, A, B >= 0: does the loss fall with both N and D?")
+        fine = np.arange(-0.04, 0.0401, 0.005)
+        coef, a, b, err = solve(n0, d0, loss, np.clip(a + fine, 0.005, None), np.clip(b + fine, 0.005, None))
+        E, A0, B0 = coef
+        return E, A0 * n.min() ** a, B0 * d.min() ** b, float(a), float(b), err
 
     E, A, B, alpha, beta, rmse = fit(N, D, L)
     rng = np.random.default_rng(seed)
