@@ -269,3 +269,61 @@ def test_filter_bad_inputs():
     with pytest.raises(ValueError, match="start"):
         sequence_log_prob(GPT(GPTConfig(vocab_size=5, block_size=8, n_layer=1, n_head=1, n_embd=8)),
                           torch.zeros(1, 3, dtype=torch.long), 0)
+
+
+# ---------------------------------------------------------------------- prompts of different lengths at once
+@pytest.mark.parametrize("pos", ["learned", "rope"])
+def test_batch_with_left_padding_equals_each_prompt_alone(pos):
+    from helpers.generate import generate_batch
+
+    torch.manual_seed(0)
+    m = GPT(GPTConfig(vocab_size=60, block_size=64, n_layer=2, n_head=4, n_embd=32, pos=pos)).eval()
+    with torch.no_grad():
+        for p in m.parameters():  # away from the init, so that the greedy choices are clear-cut
+            p.add_(torch.randn_like(p) * 0.3)
+    prompts = [torch.randint(0, 60, (n,)) for n in [3, 9, 1, 6]]
+    alone = [generate(m, p[None], 20, temperature=0)[0] for p in prompts]
+    for use_cache in (True, False):
+        together = generate_batch(m, prompts, 20, temperature=0, use_cache=use_cache)
+        assert all(torch.equal(a, b) for a, b in zip(together, alone, strict=True))
+    # the logits of a padded row are the unpadded row's, position by position (1e-5)
+    idx = torch.zeros(2, 9, dtype=torch.long)
+    idx[0, 6:], idx[1] = prompts[0], prompts[1]
+    mask = torch.zeros(2, 9, dtype=torch.long)
+    mask[0, 6:], mask[1] = 1, 1
+    with torch.no_grad():
+        both = m(idx, attention_mask=mask, position_ids=(mask.cumsum(1) - 1).clamp(min=0)).logits
+        assert (both[0, 6:] - m(prompts[0][None]).logits[0]).abs().max() < 1e-5
+        assert (both[1] - m(prompts[1][None]).logits[0]).abs().max() < 1e-5
+    # sampling with a seeded generator: the same draws as row by row is not promised, but a valid sample is
+    g = torch.Generator().manual_seed(0)
+    out = generate_batch(m, prompts, 5, temperature=1.0, top_k=5, generator=g)
+    assert [len(o) for o in out] == [len(p) + 5 for p in prompts]
+
+
+def test_padding_is_checked():
+    m = GPT(GPTConfig(vocab_size=20, block_size=16, n_layer=1, n_head=2, n_embd=8)).eval()
+    idx = torch.zeros(2, 4, dtype=torch.long)
+    with pytest.raises(ValueError, match="pad on the left"):
+        generate(m, idx, 2, attention_mask=torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]]))
+    with pytest.raises(ValueError, match="shaped like idx"):
+        generate(m, idx, 2, attention_mask=torch.ones(2, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match="does not slide"):
+        generate(m, idx, 13, attention_mask=torch.ones(2, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match="attention_mask must be"):
+        m(idx, attention_mask=torch.ones(2, 5))
+
+
+def test_kv_cache_truncate():
+    torch.manual_seed(0)
+    m = GPT(GPTConfig(vocab_size=50, block_size=64, n_layer=2, n_head=2, n_embd=32)).eval()
+    x = torch.randint(0, 50, (1, 20))
+    with torch.no_grad():
+        cache = KVCache(2)
+        m(x[:, :15], kv_cache=cache)
+        cache.truncate(10)  # as speculative decoding drops rejected tokens
+        assert cache.length == 10 and cache.keys[0].shape[-2] == 10
+        out = m(x[:, 10:12], kv_cache=cache).logits
+        assert (out - m(x[:, :12]).logits[:, 10:12]).abs().max() < 1e-5
+    with pytest.raises(ValueError, match="length must be"):
+        cache.truncate(13)

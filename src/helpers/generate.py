@@ -17,6 +17,7 @@ from .model import GPT, KVCache
 
 __all__ = [
     "generate",
+    "generate_batch",
     "beam_search",
     "filter_logits",
     "top_k_filter",
@@ -153,6 +154,7 @@ def generate(
     use_cache: bool = True,
     generator: torch.Generator | None = None,
     repetition_penalty: float = 1.0,
+    attention_mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Extend ``idx [B, T]`` by ``max_new_tokens`` tokens; returns ``[B, T + max_new_tokens]``.
 
@@ -160,6 +162,11 @@ def generate(
     softmax → one draw from ``generator``. ``temperature=0`` is greedy (argmax; top-k/top-p change nothing).
     When the sequence outgrows ``block_size`` the window slides: the model sees the last ``block_size``
     tokens (and the cache is rebuilt for that window), so any prompt length and any length of output work.
+
+    ``attention_mask`` ``[B, T]`` (1: a real token, 0: padding on the left) generates for prompts of different
+    lengths at once (``generate_batch`` pads them): padding is never attended to and each row's positions
+    count only its own tokens, so every row gets what it would get alone. The window does not slide then:
+    ``T + max_new_tokens`` must fit in ``block_size``.
     """
     _check_common(model, idx, max_new_tokens)
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature >= 0:
@@ -172,22 +179,72 @@ def generate(
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
     B, T = idx.shape
+    mask = _check_padding(attention_mask, idx, max_new_tokens, model.config.block_size)
     with torch.inference_mode():  # validated once above; the loop below does no checks of its own
         seq = idx.new_empty((B, T + max_new_tokens), dtype=torch.long)  # preallocated: no torch.cat per step
         seq[:, :T] = idx
         cache = KVCache(model.config.n_layer, capacity=min(T + max_new_tokens, model.config.block_size))
         cache = cache if use_cache else None
         penalty = float(repetition_penalty)
+        if mask is not None:
+            full = torch.ones(B, T + max_new_tokens, dtype=torch.bool, device=idx.device)
+            full[:, :T] = mask
+            pos = (full.long().cumsum(1) - 1).clamp(min=0)  # each row counts its own tokens from 0
+            first = seq[torch.arange(B), mask.long().argmax(1)]  # each row's first real token
+            seq[:, :T] = torch.where(mask, seq[:, :T], first[:, None])  # so the penalty sees no padding id
         for L in range(T, T + max_new_tokens):
-            logits = _next_logits(model, seq, L, cache).float()
-            logits = _penalise(logits, seq[:, :L], penalty)
+            if mask is None:
+                logits = _next_logits(model, seq, L, cache)
+            else:
+                start = 0 if cache is None or L == T else L - 1
+                logits = model(seq[:, start:L], kv_cache=cache, attention_mask=full[:, :L],
+                               position_ids=pos[:, start:L]).logits[:, -1, :]
+            logits = _penalise(logits.float(), seq[:, :L], penalty)
             if temperature == 0:
                 nxt = logits.argmax(dim=-1)
             else:
                 logits = filter_logits(logits / temperature, top_k, top_p)
                 nxt = torch.multinomial(F.softmax(logits, dim=-1), 1, generator=generator)[:, 0]
             seq[:, L] = nxt
+        if mask is not None:
+            seq[:, :T] = torch.where(mask, seq[:, :T], idx)  # the padding as it was given
     return seq.clone()  # a normal tensor again (inference tensors cannot enter autograd later)
+
+
+def _check_padding(attention_mask: object, idx: torch.Tensor, max_new_tokens: int, block: int) -> torch.Tensor | None:
+    if attention_mask is None:
+        return None
+    if not isinstance(attention_mask, torch.Tensor) or attention_mask.shape != idx.shape:
+        got = tuple(attention_mask.shape) if isinstance(attention_mask, torch.Tensor) else type(attention_mask).__name__
+        raise ValueError(f"attention_mask must be shaped like idx {tuple(idx.shape)}, got {got}")
+    if attention_mask.dtype.is_floating_point or ((attention_mask != 0) & (attention_mask != 1)).any():
+        raise ValueError("attention_mask must hold 0 (padding) and 1 (a real token) only, as integers or bools")
+    mask = attention_mask.bool()
+    if not mask[:, -1].all() or (mask[:, 1:].long() < mask[:, :-1].long()).any():
+        raise ValueError("attention_mask must pad on the left: each row is 0 ... 0 1 ... 1, ending on a real token")
+    if idx.shape[1] + max_new_tokens > block:
+        raise ValueError(f"with attention_mask the window does not slide: prompt ({idx.shape[1]}) + max_new_tokens "
+                         f"({max_new_tokens}) must be at most block_size={block}")
+    return mask
+
+
+def generate_batch(model: GPT, prompts, max_new_tokens: int, pad_id: int = 0, **kwargs) -> list[torch.Tensor]:
+    """Generate for several prompts of different lengths at once: left-padded into one batch, one forward pass
+    per step for all of them. ``prompts`` is a list of 1-D tensors (or lists) of ids; returns one 1-D tensor per
+    prompt (the prompt followed by its new tokens). ``kwargs`` go to ``generate`` (temperature, top_k, ...)."""
+    if not isinstance(prompts, (list, tuple)) or not prompts:
+        raise ValueError(f"prompts must be a non-empty list of 1-D id tensors or lists, got {type(prompts).__name__}")
+    rows = [torch.as_tensor(p, dtype=torch.long) for p in prompts]
+    for i, r in enumerate(rows):
+        if r.dim() != 1 or r.numel() == 0:
+            raise ValueError(f"prompt {i} must be a non-empty 1-D sequence of ids, got shape {tuple(r.shape)}")
+    T = max(r.numel() for r in rows)
+    idx = torch.full((len(rows), T), pad_id, dtype=torch.long)
+    mask = torch.zeros(len(rows), T, dtype=torch.long)
+    for i, r in enumerate(rows):
+        idx[i, T - r.numel():], mask[i, T - r.numel():] = r, 1
+    out = generate(model, idx, max_new_tokens, attention_mask=mask, **kwargs)
+    return [out[i, T - r.numel():] for i, r in enumerate(rows)]
 
 
 # ---------------------------------------------------------------------- scoring

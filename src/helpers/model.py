@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .attention import apply_rope, repeat_kv, rope_angles, scaled_dot_product_attention
+from .attention import apply_rope, repeat_kv, rope_angles, rotate_half, scaled_dot_product_attention
 
 __all__ = ["GPTConfig", "GPT", "GPTOutput", "KVCache", "Block", "CausalSelfAttention", "MLP", "SwiGLU", "RMSNorm"]
 
@@ -181,6 +181,18 @@ class KVCache:
         self.keys = [None] * len(self.keys)
         self.values = [None] * len(self.values)
 
+    def truncate(self, length: int) -> None:
+        """Forget every position from ``length`` on, in every layer (speculative decoding drops the rejected
+        draft tokens this way); the buffers are kept."""
+        if isinstance(length, bool) or not isinstance(length, int) or not 0 <= length <= self.length:
+            raise ValueError(f"length must be an int in [0, {self.length}], got {length!r}")
+        for i in range(len(self._len)):
+            if self._kbuf[i] is None:
+                continue
+            self._len[i] = min(self._len[i], length)
+            self.keys[i] = self._kbuf[i][:, :, : self._len[i]]
+            self.values[i] = self._vbuf[i][:, :, : self._len[i]]
+
     def reorder(self, index: torch.Tensor) -> None:
         """Keep batch rows ``index`` (``[B_new]`` long) in every layer: beam search picks beams this way."""
         for i in range(len(self._len)):
@@ -225,14 +237,20 @@ class CausalSelfAttention(nn.Module):
         kv_cache: KVCache | None = None,
         layer: int = 0,
         rope: tuple[torch.Tensor, torch.Tensor] | None = None,
+        key_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``key_mask`` ``[B, past + T]`` bool: which positions hold real tokens (False: left padding). With it,
+        a query sees the real keys up to itself, and a padding position sees only itself (never an empty row)."""
         B, T, C = x.shape
         D, Hkv = self.head_dim, self.n_kv_head
         q, k, v = self.c_attn(x).split([self.n_head * D, Hkv * D, Hkv * D], dim=2)
         q = q.view(B, T, self.n_head, D).transpose(1, 2)  # (B, H, T, D)
         k = k.view(B, T, Hkv, D).transpose(1, 2)  # (B, H_kv, T, D)
         v = v.view(B, T, Hkv, D).transpose(1, 2)
-        if rope is not None:  # rotary positions: (cos, sin) for this call's positions, [T, D]
+        if rope is not None and rope[0].dim() == 3:  # one row of positions per sequence: (cos, sin) [B, T, D]
+            cos, sin = rope[0][:, None].to(q.dtype), rope[1][:, None].to(q.dtype)
+            q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+        elif rope is not None:  # rotary positions: (cos, sin) for this call's positions, [T, D]
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         past = 0
         if kv_cache is not None:
@@ -242,7 +260,15 @@ class CausalSelfAttention(nn.Module):
         Tk = k.shape[-2]
         p = self.attn_dropout if self.training else 0.0
         weights = None
-        if need_weights:
+        if key_mask is not None:  # padded rows: causal and real keys, or the position itself
+            idx = torch.arange(Tk, device=x.device)
+            mask = (idx[None, :] <= idx[past:, None])[None, None] & key_mask[:, None, None, :]  # [B, 1, T, Tk]
+            mask = mask | (idx[None, :] == idx[past:, None])[None, None]
+            if need_weights:
+                y, weights = scaled_dot_product_attention(q, k, v, mask=mask, dropout_p=p)
+            else:
+                y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        elif need_weights:
             # The explicit path from helpers.attention: slower, but it hands back the weights to look at.
             mask = torch.ones(T, Tk, dtype=torch.bool, device=x.device).tril(diagonal=past)
             y, weights = scaled_dot_product_attention(q, k, v, mask=mask, dropout_p=p)
@@ -332,9 +358,11 @@ class Block(nn.Module):
 
     def forward(
         self, x: torch.Tensor, need_weights: bool = False, kv_cache: KVCache | None = None, layer: int = 0,
-        rope: tuple[torch.Tensor, torch.Tensor] | None = None,
+        rope: tuple[torch.Tensor, torch.Tensor] | None = None, key_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        a, weights = self.attn(self.ln_1(x), need_weights=need_weights, kv_cache=kv_cache, layer=layer, rope=rope)
+        extra = {} if key_mask is None else {"key_mask": key_mask}
+        a, weights = self.attn(self.ln_1(x), need_weights=need_weights, kv_cache=kv_cache, layer=layer, rope=rope,
+                               **extra)
         x = x + a
         if self.mlp is not None:
             x = x + self.mlp(self.ln_2(x))
@@ -417,22 +445,44 @@ class GPT(nn.Module):
         targets: torch.Tensor | None = None,
         return_attention: bool = False,
         kv_cache: KVCache | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
     ) -> GPTOutput:
+        """``attention_mask`` ``[B, past + T]`` (1 or True: a real token, 0: left padding) and ``position_ids``
+        ``[B, T]`` serve a batch of prompts of different lengths (``helpers.generate.generate_batch``): padding is
+        never attended to, and each row's positions count its own tokens."""
         past = 0 if kv_cache is None else kv_cache.length
         idx = self._check_idx(idx, past)
         B, T = idx.shape
         if kv_cache is not None and len(kv_cache.keys) != self.config.n_layer:
             raise ValueError(f"kv_cache has {len(kv_cache.keys)} layers, the model {self.config.n_layer}")
-        pos = torch.arange(past, past + T, dtype=torch.long, device=idx.device)  # positions continue the cache
+        key_mask = None
+        if attention_mask is not None:
+            if not isinstance(attention_mask, torch.Tensor) or tuple(attention_mask.shape) != (B, past + T):
+                got = tuple(attention_mask.shape) if isinstance(attention_mask, torch.Tensor) else type(attention_mask).__name__
+                raise ValueError(f"attention_mask must be [B, past + T] = {(B, past + T)}, got {got}")
+            key_mask = attention_mask.bool()
+        if position_ids is None:
+            pos = torch.arange(past, past + T, dtype=torch.long, device=idx.device)  # positions continue the cache
+        else:
+            if not isinstance(position_ids, torch.Tensor) or tuple(position_ids.shape) != (B, T):
+                got = tuple(position_ids.shape) if isinstance(position_ids, torch.Tensor) else type(position_ids).__name__
+                raise ValueError(f"position_ids must be [B, T] = {(B, T)}, got {got}")
+            if position_ids.min() < 0 or position_ids.max() >= self.config.block_size:
+                raise ValueError(f"position_ids must be in [0, {self.config.block_size - 1}]")
+            pos = position_ids.long()
         rope = None
         if self.config.pos == "rope":  # positions enter as rotations of queries and keys, in every layer
             x = self.transformer.drop(self.transformer.wte(idx))  # (B, T, C)
-            rope = rope_angles(pos, self.config.head_dim, self.config.rope_theta)
+            cos, sin = rope_angles(pos.reshape(-1), self.config.head_dim, self.config.rope_theta)
+            rope = (cos, sin) if pos.dim() == 1 else (cos.view(B, T, -1), sin.view(B, T, -1))
         else:
             x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))  # (B, T, C)
         attentions = []
         for i, block in enumerate(self.transformer.h):
             extra = {} if rope is None else {"rope": rope}  # a block of one's own (notebook 04) need not know RoPE
+            if key_mask is not None:
+                extra["key_mask"] = key_mask
             x, w = block(x, need_weights=return_attention, kv_cache=kv_cache, layer=i, **extra)
             attentions.append(w)
         x = self.transformer.ln_f(x)
