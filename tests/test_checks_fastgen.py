@@ -85,3 +85,24 @@ def test_intensity_mistakes_are_named(capsys, wrong, name):
     r = check_arithmetic_intensity(wrong)
     out = capsys.readouterr().out
     assert r.passed < r.total and name in out, (name, out)
+
+
+def test_accept_draft_checker(capsys):
+    from helpers.checks import check_accept_draft
+
+    def accept(draft, target):
+        n = 0
+        while n < len(draft) and draft[n] == target[n]:
+            n += 1
+        return n, list(draft[:n].tolist()) + [int(target[n])]
+
+    assert check_accept_draft(accept).score(2) == 2
+    assert check_accept_draft(lambda d, t: (_ for _ in ()).throw(NotImplementedError())).score(2) == 0
+    assert "not implemented yet" in capsys.readouterr().out
+    wrong = [(lambda d, t: (int((d == t[:-1]).sum()), [int(x) for x, y in zip(d, t) if x == y] + [int(t[-1])]),
+              "counting every agreeing position"),
+             (lambda d, t: (accept(d, t)[0], accept(d, t)[1][:-1]), "target's own token left out")]
+    for fn, name in wrong:
+        r = check_accept_draft(fn)
+        out = capsys.readouterr().out
+        assert r.passed < r.total and name in out, (name, out)

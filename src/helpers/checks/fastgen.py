@@ -11,7 +11,7 @@ import torch
 
 from ._core import Case, CheckResult, run_cases
 
-__all__ = ["check_quantize_int8", "check_arithmetic_intensity"]
+__all__ = ["check_quantize_int8", "check_arithmetic_intensity", "check_accept_draft"]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -169,3 +169,62 @@ def check_arithmetic_intensity(fn) -> CheckResult:
     ]
     return run_cases("arithmetic_intensity", fn, cases, mistakes)
 
+
+
+# ---------------------------------------------------------------------------------------------------------
+# accept_draft(draft [k], target [k + 1]) -> (n_accepted, kept [n_accepted + 1]): speculative decoding's rule
+
+
+def _accept_reference(draft, target):
+    n = 0
+    while n < len(draft) and int(draft[n]) == int(target[n]):
+        n += 1
+    return n, [int(t) for t in draft[:n]] + [int(target[n])]
+
+
+def check_accept_draft(fn) -> CheckResult:
+    """``fn(draft, target)``: ``draft`` is the draft model's ``k`` proposed tokens, ``target`` the target model's own
+    greedy choice at each of the ``k + 1`` positions of its single verifying pass. Return ``(n, kept)``: how many
+    proposals are accepted (the longest agreeing prefix) and the tokens kept this round (those ``n`` proposals,
+    then the target's token at position ``n``: its correction, or the bonus token when all ``k`` agree).
+    The reference is the rule written out as a loop; the cases include real proposals and choices."""
+
+    def case(name, draft, target):
+        d, t = torch.tensor(draft), torch.tensor(target)
+        exp = _accept_reference(d, t)
+
+        def predicate(got):
+            try:
+                n, kept = got
+                kept = [int(x) for x in (kept.tolist() if isinstance(kept, torch.Tensor) else kept)]
+                n = int(n)
+            except (TypeError, ValueError):
+                return False, f"expected a pair (n_accepted, kept tokens), got {got!r:.80}"
+            if (n, kept) == exp:
+                return True, "matches"
+            return False, f"expected n = {exp[0]} and kept = {exp[1]}, got n = {n} and kept = {kept}"
+
+        return Case(name, (d, t), predicate=predicate)
+
+    cases = [case("all four proposals agree: four accepted, plus the bonus token", [5, 9, 2, 7], [5, 9, 2, 7, 3]),
+             case("the first proposal is wrong: none accepted, the target's correction kept", [4, 4, 4], [8, 4, 4, 1]),
+             case("agreement resumes after a miss: it does not count", [1, 2, 3, 4, 5], [1, 2, 6, 4, 5, 0]),
+             case("one proposal, accepted", [11], [11, 12]),
+             case("five proposals, all accepted: six tokens from one target pass", [58, 46, 43, 1, 49], [58, 46, 43, 1, 49, 47])]
+
+    def count_matches(d, t):  # every agreeing position, not the prefix
+        idx = [i for i in range(len(d)) if int(d[i]) == int(t[i])]
+        return len(idx), [int(d[i]) for i in idx] + [int(t[len(d)])]
+
+    def no_bonus(d, t):
+        n, kept = _accept_reference(d, t)
+        return n, kept[:-1]
+
+    def draft_token_at_miss(d, t):
+        n, kept = _accept_reference(d, t)
+        return n, kept[:-1] + ([int(d[n])] if n < len(d) else [int(t[n])])
+
+    mistakes = [("counting every agreeing position: after the first disagreement nothing is accepted", count_matches),
+                ("the target's own token left out: every round keeps one more token than it accepts", no_bonus),
+                ("the draft's token kept at the disagreement: keep the target's choice there", draft_token_at_miss)]
+    return run_cases("accept_draft", fn, cases, mistakes)
