@@ -49,7 +49,9 @@ def test_the_committed_ladder():
     rows = read_csv()  # src/helpers/scaling_ladder.csv, written by python -m helpers.scaling
     sizes = sorted({r["params_non_embedding"] for r in rows})
     assert len(sizes) >= 5 and sizes[-1] / sizes[0] >= 30
-    assert {r["tokens"] for r in rows} == set(BUDGETS) and len(rows) == len(LADDER) * len(BUDGETS)
+    seeds = sorted({r["seed"] for r in rows})
+    assert {r["tokens"] for r in rows} == set(BUDGETS) and len(seeds) >= 3
+    assert len(rows) == len(LADDER) * len(BUDGETS) * len(seeds)  # every point at every seed, once
     for tokens in BUDGETS:  # at every budget the loss falls with size, and at every size with tokens
         by_size = [r["val_bpc"] for r in sorted((r for r in rows if r["tokens"] == tokens),
                                                  key=lambda r: r["params_non_embedding"])]

@@ -4,7 +4,7 @@ The ladder (``LADDER``) is the course's GPT at five sizes spanning 31x in non-em
 0.80M), each trained on the course's Shakespeare split for several token budgets (``BUDGETS``) with the same
 recipe; every point is scored in bits per character on the same held-out windows (``helpers.llama.heldout_bpc``).
 
-    python -m helpers.scaling --out src/helpers/scaling_ladder.csv          # the whole ladder (about 30 minutes, one thread)
+    python -m helpers.scaling --out src/helpers/scaling_ladder.csv --seeds 0 1 2   # the committed ladder (about 20 minutes per seed, one thread)
     python -m helpers.scaling --out /tmp/two.csv --sizes 0 1 --budgets 0    # the two smallest points
 
 One CSV row per (size, budget, seed): the parameters, tokens, steps, held-out and training bits per character and
