@@ -3,8 +3,10 @@
     python scripts/note_figures_17.py               # writes lecture_notes/figures/17_*.png, prints every number
     python scripts/note_figures_17.py --bf16-timing # instead: time float32 against bf16 training steps (a minute)
 
-Reads ``src/helpers/scaling_ladder.csv`` (written by ``python -m helpers.scaling``; any number of seeds), fits
-power laws with ``helpers.scaling.fit_power_law`` and draws three figures:
+Reads ``src/helpers/scaling_ladder.csv`` (written by ``python -m helpers.scaling``; any number of seeds), averages
+every point over its seeds (``helpers.scaling.mean_over_seeds``, as the notebook does), fits power laws to the means
+with ``helpers.scaling.fit_power_law`` (and, with several seeds, to each seed alone, for the spread of the exponents
+between seeds) and draws three figures, each point a mean with an error bar of one standard deviation over seeds:
 
 - ``17_loss_vs_params.png``: held-out bits per character against non-embedding parameters, one colour per budget;
 - ``17_loss_vs_data.png``: the same points against training characters, one colour per size;
@@ -35,7 +37,7 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from helpers.scaling import BUDGETS, CSV, fit_power_law, read_csv  # noqa: E402
+from helpers.scaling import BUDGETS, CSV, fit_power_law, mean_over_seeds, read_csv  # noqa: E402
 
 FIG = ROOT / "lecture_notes" / "figures"
 DPI = 110
@@ -57,17 +59,33 @@ def ladder() -> tuple[list[dict], list[int], list[int], dict]:
     return rows, sizes, budgets, by
 
 
+def sd(v) -> float:
+    """The standard deviation over seeds (n - 1 in the denominator, as ``mean_over_seeds``); 0 for one seed."""
+    return float(np.std(v, ddof=1)) if len(v) > 1 else 0.0
+
+
 def fits(rows, sizes, budgets) -> dict:
-    """L(N) at every budget and L(D) at every size, without and with a floor; every seed is a point."""
+    """L(N) at every budget and L(D) at every size, without and with a floor, fitted to the means over seeds (one
+    point per (N, D), as in the notebook); with several seeds also each seed's own fits (key ``"seeds"``: a list of
+    ``{False: fit, True: fit}``, one per seed)."""
+    means = mean_over_seeds(rows)
+    seeds = sorted({r["seed"] for r in rows})
     out = {}
+
+    def both(pts):
+        x, y = (np.array(v, dtype=float) for v in zip(*pts, strict=True))
+        return {fl: fit_power_law(x, y, floor=fl) for fl in (False, True)}
+
     for D in budgets:
-        pts = [(r["params_non_embedding"], r["val_bpc"]) for r in rows if r["tokens"] == D]
-        x, y = (np.array(v, dtype=float) for v in zip(*pts, strict=True))
-        out["N", D] = {fl: fit_power_law(x, y, floor=fl) for fl in (False, True)}
+        out["N", D] = both([(r["params_non_embedding"], r["val_bpc"]) for r in means if r["tokens"] == D])
+        if len(seeds) > 1:
+            out["N", D]["seeds"] = [both([(r["params_non_embedding"], r["val_bpc"]) for r in rows
+                                          if r["tokens"] == D and r["seed"] == s]) for s in seeds]
     for N in sizes:
-        pts = [(r["tokens"], r["val_bpc"]) for r in rows if r["params_non_embedding"] == N]
-        x, y = (np.array(v, dtype=float) for v in zip(*pts, strict=True))
-        out["D", N] = {fl: fit_power_law(x, y, floor=fl) for fl in (False, True)}
+        out["D", N] = both([(r["tokens"], r["val_bpc"]) for r in means if r["params_non_embedding"] == N])
+        if len(seeds) > 1:
+            out["D", N]["seeds"] = [both([(r["tokens"], r["val_bpc"]) for r in rows
+                                          if r["params_non_embedding"] == N and r["seed"] == s]) for s in seeds]
     return out
 
 
@@ -83,6 +101,14 @@ def report(rows, sizes, budgets, by, fit) -> None:
     gf = [6 * r["params_non_embedding"] * r["tokens"] / r["seconds"] / 1e9 for r in rows]
     print(f"achieved 6ND / seconds per point: {min(gf):.0f} to {max(gf):.0f} GFLOP/s (one CPU thread); the whole ladder "
           f"on an A100 at 40% of 312 TFLOP/s: {sum(6 * r['params_non_embedding'] * r['tokens'] for r in rows) / (0.4 * 312e12):.2f} s")
+    for s in seeds:
+        rs = [r for r in rows if r["seed"] == s]
+        g = {N: [6 * N * r["tokens"] / r["seconds"] / 1e9 for r in rs if r["params_non_embedding"] == N] for N in sizes}
+        c = sum(6 * r["params_non_embedding"] * r["tokens"] for r in rs)
+        print(f"  seed {s}: {sum(r['seconds'] for r in rs):,.0f} s, points {min(r['seconds'] for r in rs):.1f} to "
+              f"{max(r['seconds'] for r in rs):.1f} s, GFLOP/s per size: "
+              + ", ".join(f"{min(v):.0f}-{max(v):.0f}" for v in g.values())
+              + f"; C summed {c:.3g} FLOPs, on an A100 at 40%: {c / (0.4 * 312e12):.2f} s")
     print("total parameters per size: " + ", ".join(
         f"{N:,} -> {next(r['params'] for r in rows if r['params_non_embedding'] == N):,}" for N in sizes))
     print("\nchars per non-embedding parameter (D/N), and epochs of the 4,476,075 training characters:")
@@ -94,14 +120,24 @@ def report(rows, sizes, budgets, by, fit) -> None:
         cells = []
         for D in budgets:
             v = by[N, D]
-            cells.append(f"{np.mean(v):.3f}" + (f" ± {np.std(v, ddof=1):.3f}" if len(v) > 1 else ""))
+            cells.append(f"{np.mean(v):.3f}" + (f" ± {sd(v):.3f}" if len(v) > 1 else ""))
         print(f"  {N:>8,}: " + "  ".join(cells))
-    print("\nfits, L = E + A x^-alpha (alpha ± bootstrap std, rmse in bits/char):")
+    stds = [sd(v) for v in by.values()]
+    if len(seeds) > 1:
+        print(f"  std over seeds: {min(stds):.3f} to {max(stds):.3f} bits/char, median {np.median(stds):.3f}")
+    print("\nfits to the means over seeds, L = E + A x^-alpha (alpha ± bootstrap std over resampled means, rmse in "
+          "bits/char)" + ("; then each seed's own alpha and their std" if len(seeds) > 1 else "") + ":")
     for key, f in fit.items():
         for fl in (False, True):
             g = f[fl]
+            per = ""
+            if "seeds" in f:
+                a = [s[fl]["alpha"] for s in f["seeds"]]
+                per = f"; seeds {', '.join(f'{v:.3f}' for v in a)} (std {sd(a):.3f})"
+                if fl:
+                    per += ", E " + ", ".join(f"{s[fl]['E']:.2f}" for s in f["seeds"])
             print(f"  L({key[0]}) at {key[0] == 'N' and 'D' or 'N'} = {key[1]:>9,} floor={fl!s:5}: alpha = {g['alpha']:.3f} "
-                  f"± {g['alpha_std']:.3f}, E = {g['E']:.2f}, A = {g['A']:.3g}, rmse = {g['rmse']:.4f}")
+                  f"± {g['alpha_std']:.3f}, E = {g['E']:.2f}, A = {g['A']:.3g}, rmse = {g['rmse']:.4f}{per}")
     print("\nlog-log slope between successive budgets, per size (a power law without floor: constant):")
     for N in sizes:
         m = [np.mean(by[N, D]) for D in budgets]
@@ -118,11 +154,12 @@ def report(rows, sizes, budgets, by, fit) -> None:
         L = float(np.mean(by[N, D]))
         star = "*" if L < best else " "
         best = min(best, L)
-        print(f"  {star} C = {C:.3g}  N = {N:>8,}  D = {D:>9,}  D/N = {D / N:6.1f}  bpc = {L:.3f}")
+        print(f"  {star} C = {C:.3g}  N = {N:>8,}  D = {D:>9,}  D/N = {D / N:6.1f}  bpc = {L:.3f} ± {sd(by[N, D]):.3f}")
     # Hoffmann et al.'s joint form, fitted to the means over seeds (helpers.scaling.fit_loss_surface)
-    from helpers.scaling import compute_optimal, fit_loss_surface, mean_over_seeds
+    from helpers.scaling import compute_optimal, fit_loss_surface
 
     means = mean_over_seeds(rows)
+    print(f"\n{len(means)} means over {len(seeds)} seed(s) for the joint fit")
     surf = fit_loss_surface([r["params_non_embedding"] for r in means], [r["tokens"] for r in means],
                             [r["val_bpc"] for r in means])
     print(f"\nL(N, D) = E + A/N^a + B/D^b: E = {surf['E']:.3f}, A = {surf['A']:.3g}, B = {surf['B']:.3g}, "
@@ -134,10 +171,16 @@ def report(rows, sizes, budgets, by, fit) -> None:
               f"D/N = {float(d / n):,.0f}")
     # what the fits say about bigger models and longer runs on this corpus
     course_n = 4_739_072  # non-embedding parameters of the course's 6-layer, 256-wide model (helpers.model)
+    course_d = 2500 * 24 * 256  # its training characters
+    pred = surf["E"] + surf["A"] / course_n ** surf["alpha"] + surf["B"] / course_d ** surf["beta"]
+    print(f"  the surface at the course's model (N = {course_n:,}, {course_n / sizes[-1]:.1f}x the largest rung; "
+          f"D = {course_d:,}, {course_d / budgets[-1]:.1f}x the largest budget, {course_d / TRAIN_CHARS:.2f} epochs): "
+          f"{pred:.3f} bits/char (its model card: 1.975 on the whole validation plays)")
     f4 = fit["N", budgets[-1]]
     print(f"\nL(N) at D = {budgets[-1]:,}, N = {course_n:,}: no floor {law(f4[False], course_n):.3f}, "
           f"floor {law(f4[True], course_n):.3f} bits/char")
     big = fit["D", sizes[-1]][False]
+    print(f"L(D) of N = {sizes[-1]:,} (no floor): L = {big['A']:.3g} D^-{big['alpha']:.3f}")
     for target in (2.2, 2.0):
         D = (big["A"] / target) ** (1 / big["alpha"])
         print(f"L(D) of N = {sizes[-1]:,} (no floor) reaches {target} bits/char at D = {D:.3g} characters "
@@ -232,7 +275,9 @@ def arithmetic() -> None:
 
 def figures(rows, sizes, budgets, by, fit) -> None:
     FIG.mkdir(parents=True, exist_ok=True)
-    multi = len({r["seed"] for r in rows}) > 1
+    n_seeds = len({r["seed"] for r in rows})
+    # every point is the mean over seeds; its bar, one standard deviation over seeds
+    seeds_note = f"\n(means over {n_seeds} seeds, bars: ± one standard deviation)" if n_seeds > 1 else ""
     b_col = {D: f"C{i}" for i, D in enumerate(budgets)}
     s_col = {N: plt.get_cmap("viridis")(i / max(1, len(sizes) - 1) * 0.9) for i, N in enumerate(sizes)}
 
@@ -241,12 +286,10 @@ def figures(rows, sizes, budgets, by, fit) -> None:
     xs = np.geomspace(sizes[0] / 1.3, sizes[-1] * 1.3, 100)
     for D in budgets:
         c = b_col[D]
-        if multi:
-            ax.plot([r["params_non_embedding"] for r in rows if r["tokens"] == D],
-                    [r["val_bpc"] for r in rows if r["tokens"] == D], ".", color=c, alpha=0.4, ms=5)
-        ax.plot(sizes, [np.mean(by[N, D]) for N in sizes], "o", color=c, ms=7,
-                label=f"D = {D / 2**20:.0f}M chars: α = {fit['N', D][False]['alpha']:.3f} (line), "
-                      f"{fit['N', D][True]['alpha']:.2f} with floor E = {fit['N', D][True]['E']:.2f} (dashes)")
+        ax.errorbar(sizes, [np.mean(by[N, D]) for N in sizes], yerr=[sd(by[N, D]) for N in sizes], fmt="o",
+                    color=c, ms=6, capsize=3, elinewidth=1.2,
+                    label=f"D = {D / 2**20:.0f}M chars: α = {fit['N', D][False]['alpha']:.3f} (line), "
+                          f"{fit['N', D][True]['alpha']:.2f} with floor E = {fit['N', D][True]['E']:.2f} (dashes)")
         ax.plot(xs, law(fit["N", D][False], xs), "-", color=c, lw=1.2)
         ax.plot(xs, law(fit["N", D][True], xs), "--", color=c, lw=1)
     ax.set_xscale("log")
@@ -255,7 +298,7 @@ def figures(rows, sizes, budgets, by, fit) -> None:
     ax.minorticks_off()
     ax.set_xticks(sizes, [fmt_n(n) for n in sizes])
     ax.set(xlabel="non-embedding parameters N (log scale)", ylabel="held-out bits per character (log scale)",
-           title="the ladder: loss against size, one line per training budget")
+           title="the ladder: loss against size, one line per training budget" + seeds_note)
     ax.legend(loc="lower left", fontsize=8.5)
     fig.savefig(FIG / "17_loss_vs_params.png", dpi=DPI)
     plt.close(fig)
@@ -265,11 +308,8 @@ def figures(rows, sizes, budgets, by, fit) -> None:
     xd = np.geomspace(budgets[0] / 1.15, budgets[-1] * 1.15, 50)
     for N in sizes:
         c = s_col[N]
-        if multi:
-            ax.plot([r["tokens"] for r in rows if r["params_non_embedding"] == N],
-                    [r["val_bpc"] for r in rows if r["params_non_embedding"] == N], ".", color=c, alpha=0.4, ms=5)
-        ax.plot(budgets, [np.mean(by[N, D]) for D in budgets], "o", color=c, ms=7,
-                label=f"N = {fmt_n(N)}: α_D = {fit['D', N][False]['alpha']:.3f}")
+        ax.errorbar(budgets, [np.mean(by[N, D]) for D in budgets], yerr=[sd(by[N, D]) for D in budgets], fmt="o",
+                    color=c, ms=6, capsize=3, elinewidth=1.2, label=f"N = {fmt_n(N)}: α_D = {fit['D', N][False]['alpha']:.3f}")
         ax.plot(xd, law(fit["D", N][False], xd), "-", color=c, lw=1.2)
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -277,7 +317,7 @@ def figures(rows, sizes, budgets, by, fit) -> None:
     ax.minorticks_off()
     ax.set_xticks(budgets, [f"{D / 2**20:.0f}M\n({D / TRAIN_CHARS:.2f} epochs)" for D in budgets])
     ax.set(xlabel="training characters D (log scale)", ylabel="held-out bits per character (log scale)",
-           title="the same points against data: one line per size (no-floor fits)")
+           title="the same points against data: one line per size (no-floor fits)" + seeds_note)
     ax.legend(loc="lower left", fontsize=9)
     fig.savefig(FIG / "17_loss_vs_data.png", dpi=DPI)
     plt.close(fig)
@@ -285,8 +325,8 @@ def figures(rows, sizes, budgets, by, fit) -> None:
     # 3. L(C), C = 6 N D, with the frontier
     fig, ax = plt.subplots(figsize=(7.2, 4.8), layout="constrained")
     for N in sizes:
-        ax.plot([6 * N * D for D in budgets], [np.mean(by[N, D]) for D in budgets], "o-", color=s_col[N], ms=6,
-                label=f"N = {fmt_n(N)}")
+        ax.errorbar([6 * N * D for D in budgets], [np.mean(by[N, D]) for D in budgets],
+                    yerr=[sd(by[N, D]) for D in budgets], fmt="o-", color=s_col[N], ms=5, capsize=3, label=f"N = {fmt_n(N)}")
     pts = sorted((6 * N * D, float(np.mean(by[N, D])), N, D) for N in sizes for D in budgets)
     front, best = [], math.inf
     for C, L, N, D in pts:
@@ -296,10 +336,11 @@ def figures(rows, sizes, budgets, by, fit) -> None:
     ax.plot([p[0] for p in front], [p[1] for p in front], "-", color="k", lw=2.5, alpha=0.25, zorder=0,
             label="frontier (lowest loss so far)")
     for C, L, N, D in front:
-        ax.annotate(f"{D / N:.0f}", (C, L), textcoords="offset points", xytext=(-4, -13), fontsize=8, color="0.25")
+        ax.annotate(f"{D / N:.0f}" if D / N >= 20 else f"{D / N:.1f}", (C, L), textcoords="offset points",
+                    xytext=(5, -13), fontsize=8, color="0.25")
     ax.set_xscale("log")
     ax.set(xlabel="training compute C = 6 N D (FLOPs, log scale)", ylabel="held-out bits per character",
-           title="loss against compute; numbers: characters per parameter on the frontier")
+           title="loss against compute; numbers: characters per parameter on the frontier" + seeds_note)
     ax.legend(loc="lower left", fontsize=9)
     fig.savefig(FIG / "17_loss_vs_compute.png", dpi=DPI)
     plt.close(fig)
