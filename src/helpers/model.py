@@ -20,6 +20,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
 from .attention import apply_rope, repeat_kv, rope_angles, rotate_half, scaled_dot_product_attention
 
 __all__ = ["GPTConfig", "GPT", "GPTOutput", "KVCache", "Block", "CausalSelfAttention", "MLP", "SwiGLU", "RMSNorm"]
@@ -257,9 +259,19 @@ class CausalSelfAttention(nn.Module):
             k, v = kv_cache.update(layer, k, v)  # (B, H_kv, past + T, D): rotated keys, shared heads
             past = k.shape[-2] - T  # positions this layer had cached before this call
         k, v = repeat_kv(k, self.n_head // Hkv), repeat_kv(v, self.n_head // Hkv)  # (B, H, past + T, D)
-        Tk = k.shape[-2]
         p = self.attn_dropout if self.training else 0.0
+        if q.dtype in (torch.bfloat16, torch.float16) and q.device.type == "cpu":
+            # PyTorch's fused CPU attention packs 16-bit inputs with AVX-512 instructions and fails on CPUs (or
+            # ATEN_CPU_CAPABILITY settings) without them: 16-bit models take the plain "math" path on the CPU.
+            with sdpa_kernel(SDPBackend.MATH):
+                return self._attend(q, k, v, B, T, C, past, key_mask, need_weights, p)
+        return self._attend(q, k, v, B, T, C, past, key_mask, need_weights, p)
+
+    def _attend(self, q, k, v, B, T, C, past, key_mask, need_weights, p):
+        """Attention of the heads ``q`` over ``k``, ``v`` (causal, after ``past`` cached positions), merged."""
+        Tk = k.shape[-2]
         weights = None
+        x = q
         if key_mask is not None:  # padded rows: causal and real keys, or the position itself
             idx = torch.arange(Tk, device=x.device)
             mask = (idx[None, :] <= idx[past:, None])[None, None] & key_mask[:, None, None, :]  # [B, 1, T, Tk]
