@@ -13,7 +13,7 @@ from torch import nn
 from torch.nn import functional as F
 
 __all__ = ["softmax", "causal_mask", "scaled_dot_product_attention", "MultiHeadAttention", "rope_angles",
-           "rotate_half", "apply_rope", "repeat_kv"]
+           "rotate_half", "apply_rope", "repeat_kv", "cross_attention"]
 
 
 def _check_tensor(name: str, x: object) -> torch.Tensor:
@@ -257,3 +257,113 @@ def repeat_kv(x: torch.Tensor, n_rep: int) -> torch.Tensor:
     if isinstance(n_rep, bool) or not isinstance(n_rep, int) or n_rep < 1:
         raise ValueError(f"n_rep must be a positive int, got {n_rep!r}")
     return x if n_rep == 1 else x.repeat_interleave(n_rep, dim=1)
+
+
+# ---------------------------------------------------------------- cross-attention: queries from one sequence, keys and values from another
+def cross_attention(
+    x_q: torch.Tensor,
+    x_kv: torch.Tensor,
+    w_q: torch.Tensor,
+    w_k: torch.Tensor,
+    w_v: torch.Tensor,
+    w_o: torch.Tensor,
+    n_head: int,
+    b_q: torch.Tensor | None = None,
+    b_k: torch.Tensor | None = None,
+    b_v: torch.Tensor | None = None,
+    b_o: torch.Tensor | None = None,
+    key_padding_mask: torch.Tensor | None = None,
+    mask: torch.Tensor | None = None,
+    dropout_p: float = 0.0,
+    need_weights: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Multi-head attention whose queries come from ``x_q`` and whose keys and values come from ``x_kv``.
+
+    The decoder of the 2017 Transformer reads the encoder this way: ``x_q`` is the decoder's stream
+    ``[B, Tq, Cq]``, ``x_kv`` the encoder's output ("memory") ``[B, Tk, Ckv]``; the two lengths may differ.
+    With ``x_kv = x_q`` it is ordinary self-attention. A plain function of the weights (``F.linear``
+    convention, ``[out, in]``): ``w_q`` ``[E, Cq]``, ``w_k`` and ``w_v`` ``[E, Ckv]``, ``w_o`` ``[Cout, E]``,
+    biases ``[E]`` (``b_o``: ``[Cout]``) or None; ``E`` is split into ``n_head`` heads of ``E / n_head``.
+
+    Equals ``nn.MultiheadAttention(E, n_head, batch_first=True)(x_q, x_kv, x_kv)`` with ``w_q, w_k, w_v =
+    in_proj_weight.chunk(3)``, ``b_q, b_k, b_v = in_proj_bias.chunk(3)``, ``w_o, b_o = out_proj.weight,
+    out_proj.bias`` (with ``kdim=vdim=Ckv``: ``q_proj_weight``, ``k_proj_weight``, ``v_proj_weight``).
+
+    Masks (two conventions, each as its name says):
+
+    * ``key_padding_mask`` ``[B, Tk]`` bool, **True marks a padding key, which no query sees** (PyTorch's
+      ``key_padding_mask``);
+    * ``mask`` bool, broadcastable to ``[B, H, Tq, Tk]`` (``[Tq, Tk]`` for all), **True where a query may
+      attend** (this module's convention; ``causal_mask(T)`` for a decoder's self-attention).
+
+    A query left with no key to see is an error (PyTorch gives a row of NaN). ``dropout_p`` drops attention
+    weights, as ``nn.MultiheadAttention``'s ``dropout`` (pass 0 in eval mode). Returns the output
+    ``[B, Tq, Cout]``, or ``(output, weights [B, H, Tq, Tk])`` with ``need_weights=True`` (per head, not
+    averaged).
+    """
+    for name, t in (("x_q", x_q), ("x_kv", x_kv)):
+        _check_tensor(name, t)
+        if t.dim() != 3:
+            raise ValueError(f"{name} must have shape [B, T, C], got {tuple(t.shape)}")
+        if not t.is_floating_point():
+            raise TypeError(f"{name} must be floating point, got dtype {t.dtype}")
+    if x_q.dtype != x_kv.dtype:
+        raise TypeError(f"x_q and x_kv must share one dtype, got x_q {x_q.dtype}, x_kv {x_kv.dtype}")
+    B, Tq, Cq = x_q.shape
+    if x_kv.shape[0] != B:
+        raise ValueError(f"x_q and x_kv must have the same batch size: x_q is {tuple(x_q.shape)}, "
+                         f"x_kv is {tuple(x_kv.shape)}")
+    Tk, Ckv = x_kv.shape[1], x_kv.shape[2]
+    if Tk == 0:
+        raise ValueError(f"x_kv must hold at least one key (Tk >= 1), got shape {tuple(x_kv.shape)}")
+    for name, w in (("w_q", w_q), ("w_k", w_k), ("w_v", w_v), ("w_o", w_o)):
+        _check_tensor(name, w)
+        if w.dim() != 2:
+            raise ValueError(f"{name} must be a matrix [out, in], got shape {tuple(w.shape)}")
+        if w.dtype != x_q.dtype:
+            raise TypeError(f"{name} has dtype {w.dtype}, the inputs {x_q.dtype}: they must match")
+    E = w_q.shape[0]
+    expected = {"w_q": (E, Cq), "w_k": (E, Ckv), "w_v": (E, Ckv), "w_o": (w_o.shape[0], E)}
+    for name, w in (("w_q", w_q), ("w_k", w_k), ("w_v", w_v), ("w_o", w_o)):
+        if tuple(w.shape) != expected[name]:
+            raise ValueError(
+                f"{name} must have shape {expected[name]} ([out, in]; E={E} from w_q, Cq={Cq} from x_q, "
+                f"Ckv={Ckv} from x_kv), got {tuple(w.shape)}"
+            )
+    if isinstance(n_head, bool) or not isinstance(n_head, int) or n_head < 1:
+        raise ValueError(f"n_head must be a positive int, got {n_head!r}")
+    if E % n_head:
+        raise ValueError(f"the projection width E={E} must be divisible by n_head={n_head} "
+                         f"(remainder {E % n_head})")
+    for name, b, size in (("b_q", b_q, E), ("b_k", b_k, E), ("b_v", b_v, E), ("b_o", b_o, w_o.shape[0])):
+        if b is None:
+            continue
+        _check_tensor(name, b)
+        if tuple(b.shape) != (size,):
+            raise ValueError(f"{name} must have shape ({size},), got {tuple(b.shape)}")
+        if b.dtype != x_q.dtype:
+            raise TypeError(f"{name} has dtype {b.dtype}, the inputs {x_q.dtype}: they must match")
+    if not isinstance(need_weights, bool):
+        raise TypeError(f"need_weights must be a bool, got {type(need_weights).__name__}")
+    H, Dh = n_head, E // n_head
+    if mask is not None:  # checked alone first, so its own errors name it
+        _check_mask(mask, torch.Size((B, H, Tq, Tk)))
+    if key_padding_mask is not None:
+        _check_tensor("key_padding_mask", key_padding_mask)
+        if key_padding_mask.dtype != torch.bool:
+            raise TypeError(
+                f"key_padding_mask must be a bool tensor (True = padding, ignored), got dtype "
+                f"{key_padding_mask.dtype}; for an additive -inf mask use mask == float('-inf')"
+            )
+        if tuple(key_padding_mask.shape) != (B, Tk):
+            raise ValueError(f"key_padding_mask must have shape [B, Tk] = {(B, Tk)}, got "
+                             f"{tuple(key_padding_mask.shape)}")
+        keep = ~key_padding_mask[:, None, None, :]  # [B, 1, 1, Tk], True = may attend
+        mask = keep if mask is None else mask & keep
+
+    q = F.linear(x_q, w_q, b_q).view(B, Tq, H, Dh).transpose(1, 2)  # [B, H, Tq, Dh]
+    k = F.linear(x_kv, w_k, b_k).view(B, Tk, H, Dh).transpose(1, 2)  # [B, H, Tk, Dh]
+    v = F.linear(x_kv, w_v, b_v).view(B, Tk, H, Dh).transpose(1, 2)
+    out, weights = scaled_dot_product_attention(q, k, v, mask=mask, dropout_p=dropout_p)
+    out = F.linear(out.transpose(1, 2).reshape(B, Tq, E), w_o, b_o)  # merge heads, project: [B, Tq, Cout]
+    return (out, weights) if need_weights else out
