@@ -36,7 +36,7 @@ from .model import GPT, KVCache
 
 __all__ = ["GPUS", "last_level_cache_bytes", "measure_matmul_flops", "measure_bandwidth", "parameter_bytes",
            "kv_cache_bytes", "decode_step_bytes", "decode_step_flops", "prefill_bytes", "prefill_flops",
-           "arithmetic_intensity", "ridge_point", "roofline", "time_decode_step", "time_prefill"]
+           "arithmetic_intensity", "matmul_intensity", "ridge_point", "roofline", "time_decode_step", "time_prefill"]
 
 # Peak dense (no 2:4 sparsity) tensor-core bfloat16 FLOP/s and memory bandwidth, from the vendors' datasheets.
 # NVIDIA's datasheets print the sparse figure ("with sparsity") for BF16; the dense one is half of it.
@@ -255,6 +255,15 @@ def prefill_flops(model: GPT, tokens: int, batch: int = 1) -> int:
 def arithmetic_intensity(flops: float, bytes: float) -> float:
     """FLOPs per byte moved: where a computation sits on the roofline's horizontal axis."""
     return _check_positive("flops", flops) / _check_positive("bytes", bytes)
+
+
+def matmul_intensity(m: int, k: int, n: int, bytes_per_value: int = 4) -> float:
+    """FLOPs per byte of ``C[m, n] = A[m, k] @ B[k, n]`` with every element of ``A``, ``B`` and ``C`` read or written
+    once: ``2 m k n / (bytes_per_value (m k + k n + m n))``. A decode step (``m = 1``) stays below ``2 / bytes_per_value``
+    whatever the width; ``m`` tokens at once approach ``2 k n / (bytes_per_value (k + n))``."""
+    for name, v in [("m", m), ("k", k), ("n", n), ("bytes_per_value", bytes_per_value)]:
+        _check_int(name, v, 1)
+    return 2 * m * k * n / (bytes_per_value * (m * k + k * n + m * n))
 
 
 def ridge_point(flops_per_s: float, bytes_per_s: float) -> float:
