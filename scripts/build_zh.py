@@ -198,7 +198,13 @@ def match(nb, blocks: list[Block]) -> tuple[dict[str, Block], list[Block]]:
         if b is not None:
             found[cell.id] = b
     used = {id(b) for b in found.values()}
-    return found, [b for b in blocks if id(b) not in used]
+    left = [b for b in blocks if id(b) not in used]
+    unmatched = [c for c in nb.cells if c.cell_type == "markdown" and c.id not in found]
+    if left and len(left) == len(unmatched):  # the notebook was rebuilt with new ids AND these cells were edited:
+        for cell, b in zip(unmatched, left):  # pair them in order, so that check shows each edit as a diff
+            found[cell.id] = b
+        left = []
+    return found, left
 
 
 def problems(en: Path, built: bool = True) -> list[str]:

@@ -166,3 +166,18 @@ def test_glossary():
         assert any(term.lower() in t.lower() for t in terms), term
     for target in re.findall(r"\]\(([^)#\s]+)", text):  # every lesson it names is a Chinese note that exists
         assert (ROOT / "lecture_notes" / "zh" / target).is_file(), target
+
+
+def test_a_rebuilt_notebook_with_new_ids_shows_its_edits_as_diffs(scratch):
+    """Notebooks rebuilt by a script get new cell ids: unchanged cells are found by their text, and edited ones by
+    their order, so an edit shows as a diff to translate, not as a lost translation."""
+    nb = nbformat.read(scratch, as_version=4)
+    for c in nb.cells:
+        c.id = "x" + c.id[1:]  # every id new
+    cell = next(c for c in nb.cells if c.cell_type == "markdown" and "softmax" in c.source)
+    cell.source = cell.source.replace("softmax", "soft-max", 1)
+    nbformat.write(nb, scratch)
+    found = build_zh.problems(scratch)
+    assert len(found) == 1 and f"cell {cell.id} changed in English" in found[0]
+    build_zh.stub(scratch)  # keeps every translation, under the new ids
+    assert all(b.cell_id.startswith("x") for b in build_zh.load(scratch))
