@@ -20,8 +20,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from torch.nn.attention import SDPBackend, sdpa_kernel
-
 from .attention import apply_rope, repeat_kv, rope_angles, rotate_half, scaled_dot_product_attention
 
 __all__ = ["GPTConfig", "GPT", "GPTOutput", "KVCache", "Block", "CausalSelfAttention", "MLP", "SwiGLU", "RMSNorm"]
@@ -262,13 +260,16 @@ class CausalSelfAttention(nn.Module):
         p = self.attn_dropout if self.training else 0.0
         if q.dtype in (torch.bfloat16, torch.float16) and q.device.type == "cpu":
             # PyTorch's fused CPU attention packs 16-bit inputs with AVX-512 instructions and fails on CPUs (or
-            # ATEN_CPU_CAPABILITY settings) without them: 16-bit models take the plain "math" path on the CPU.
-            with sdpa_kernel(SDPBackend.MATH):
-                return self._attend(q, k, v, B, T, C, past, key_mask, need_weights, p)
-        return self._attend(q, k, v, B, T, C, past, key_mask, need_weights, p)
+            # ATEN_CPU_CAPABILITY settings) without them; 16-bit models attend in float32 on the CPU (the softmax
+            # is where 16 bits lose most), and only the projections run in 16 bits.
+            y, weights = self._attend(q.float(), k.float(), v.float(), B, T, C, past, key_mask, need_weights, p)
+            y = y.to(q.dtype)
+        else:
+            y, weights = self._attend(q, k, v, B, T, C, past, key_mask, need_weights, p)
+        return self.resid_dropout(self.c_proj(y)), weights
 
     def _attend(self, q, k, v, B, T, C, past, key_mask, need_weights, p):
-        """Attention of the heads ``q`` over ``k``, ``v`` (causal, after ``past`` cached positions), merged."""
+        """Attention of the heads ``q`` over ``k``, ``v`` (causal, after ``past`` cached positions), heads merged."""
         Tk = k.shape[-2]
         weights = None
         x = q
@@ -292,7 +293,7 @@ class CausalSelfAttention(nn.Module):
             mask = torch.ones(T, Tk, dtype=torch.bool, device=x.device).tril(diagonal=past)
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # merge heads: (B, T, C)
-        return self.resid_dropout(self.c_proj(y)), weights
+        return y, weights
 
 
 class MLP(nn.Module):
