@@ -188,10 +188,9 @@ def _artifacts() -> Path:
     return folder
 
 
-def test_explorer_widget_in_jupyterlab(lab):
-    started = time.monotonic()
-    blocked: list[str] = []
-    errors: list[str] = []
+def _open(p, blocked: list[str], errors: list[str]):
+    """Headless Chromium with one page: requests beyond 127.0.0.1 are blocked (and listed in ``blocked``), console
+    errors and page errors are collected in ``errors``."""
 
     def route(r) -> None:
         url = r.request.url
@@ -201,18 +200,27 @@ def test_explorer_widget_in_jupyterlab(lab):
             blocked.append(url)
             r.abort()
 
+    browser = p.chromium.launch(
+        executable_path=CHROMIUM, headless=True,
+        args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+              "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"],
+    )
+    context = browser.new_context(viewport={"width": 1280, "height": 1100})
+    context.route("**/*", route)
+    page = context.new_page()
+    page.on("console", lambda m: errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
+    return browser, page
+
+
+def test_explorer_widget_in_jupyterlab(lab):
+    started = time.monotonic()
+    blocked: list[str] = []
+    errors: list[str] = []
+
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                  "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"],
-        )
+        browser, page = _open(p, blocked, errors)
         try:
-            context = browser.new_context(viewport={"width": 1280, "height": 1100})
-            context.route("**/*", route)
-            page = context.new_page()
-            page.on("console", lambda m: errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
             page.goto(f"{lab['base']}/lab/tree/{DEMO.name}?token={lab['token']}&reset")
 
             # ready: the notebook's context and its kernel session, then an idle kernel (the toolbar is not enough)
@@ -294,26 +302,9 @@ def test_a_chinese_lesson_opens_and_runs_in_jupyterlab(lab):
     blocked: list[str] = []
     errors: list[str] = []
 
-    def route(r) -> None:
-        url = r.request.url
-        if url.startswith(("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:")):
-            r.continue_()
-        else:
-            blocked.append(url)
-            r.abort()
-
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                  "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"],
-        )
+        browser, page = _open(p, blocked, errors)
         try:
-            context = browser.new_context(viewport={"width": 1280, "height": 1100})
-            context.route("**/*", route)
-            page = context.new_page()
-            page.on("console", lambda m: errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
             page.goto(f"{lab['base']}/lab/tree/{ZH_NOTEBOOK.name}?token={lab['token']}&reset")
             page.wait_for_function(
                 "() => { const a = window.jupyterapp; const w = a && a.shell.currentWidget;"
