@@ -213,6 +213,30 @@ def _open(p, blocked: list[str], errors: list[str]):
     return browser, page
 
 
+def _open_notebook(page, lab: dict, name: str) -> None:
+    """Open notebook ``name`` and wait until it is ready: its context and kernel session, then an idle kernel (the
+    toolbar is not enough)."""
+    page.goto(f"{lab['base']}/lab/tree/{name}?token={lab['token']}&reset")
+    page.wait_for_function(
+        "() => { const a = window.jupyterapp; const w = a && a.shell.currentWidget;"
+        " return !!(w && w.sessionContext && w.context); }", timeout=90_000)
+    page.evaluate("async () => { const w = window.jupyterapp.shell.currentWidget;"
+          " await w.context.ready; await w.sessionContext.ready; return true; }")
+    page.wait_for_function(IDLE, timeout=90_000)
+
+
+def _code_outputs(page) -> list:
+    """Every code cell's outputs, as nbformat JSON, from the open notebook's model."""
+    return page.evaluate("""() => {
+      const cells = window.jupyterapp.shell.currentWidget.content.model.cells, out = [];
+      for (let i = 0; i < cells.length; i++) {
+        const c = cells.get(i);
+        if (c.type === 'code') out.push(c.outputs.toJSON());
+      }
+      return out;
+    }""")
+
+
 def test_explorer_widget_in_jupyterlab(lab):
     started = time.monotonic()
     blocked: list[str] = []
@@ -221,26 +245,11 @@ def test_explorer_widget_in_jupyterlab(lab):
     with sync_playwright() as p:
         browser, page = _open(p, blocked, errors)
         try:
-            page.goto(f"{lab['base']}/lab/tree/{DEMO.name}?token={lab['token']}&reset")
-
-            # ready: the notebook's context and its kernel session, then an idle kernel (the toolbar is not enough)
-            page.wait_for_function(
-                "() => { const a = window.jupyterapp; const w = a && a.shell.currentWidget;"
-                " return !!(w && w.sessionContext && w.context); }", timeout=90_000)
-            page.evaluate("async () => { const w = window.jupyterapp.shell.currentWidget;"
-                          " await w.context.ready; await w.sessionContext.ready; return true; }")
-            page.wait_for_function(IDLE, timeout=90_000)
+            _open_notebook(page, lab, DEMO.name)
             page.evaluate("async () => { await window.jupyterapp.commands.execute('notebook:run-all-cells');"
                           " return true; }")
             page.wait_for_selector(".attn-explorer", timeout=90_000)
-            outputs = page.evaluate("""() => {
-              const cells = window.jupyterapp.shell.currentWidget.content.model.cells, out = [];
-              for (let i = 0; i < cells.length; i++) {
-                const c = cells.get(i);
-                if (c.type === 'code') out.push(c.outputs.toJSON());
-              }
-              return out;
-            }""")
+            outputs = _code_outputs(page)
             errs = [o for cell in outputs for o in cell if o["output_type"] == "error"]
             assert not errs, f"the notebook failed in JupyterLab: {errs}"
             seen = [_redrawn(page, None)]  # the default view: layer 0, head 0
@@ -305,13 +314,7 @@ def test_a_chinese_lesson_opens_and_runs_in_jupyterlab(lab):
     with sync_playwright() as p:
         browser, page = _open(p, blocked, errors)
         try:
-            page.goto(f"{lab['base']}/lab/tree/{ZH_NOTEBOOK.name}?token={lab['token']}&reset")
-            page.wait_for_function(
-                "() => { const a = window.jupyterapp; const w = a && a.shell.currentWidget;"
-                " return !!(w && w.sessionContext && w.context); }", timeout=90_000)
-            page.evaluate("async () => { const w = window.jupyterapp.shell.currentWidget;"
-                          " await w.context.ready; await w.sessionContext.ready; return true; }")
-            page.wait_for_function(IDLE, timeout=90_000)
+            _open_notebook(page, lab, ZH_NOTEBOOK.name)
             heading = page.locator(".jp-MarkdownOutput h1").first.inner_text(timeout=60_000)
             assert "注意力" in heading, f"the first heading is {heading!r}, not the Chinese title"
             # drawn, not as boxes: with no Chinese font every character is the same empty box
@@ -334,14 +337,7 @@ def test_a_chinese_lesson_opens_and_runs_in_jupyterlab(lab):
               const k = w.sessionContext.session && w.sessionContext.session.kernel;
               return !!k && k.status === 'idle';
             }""", timeout=300_000)
-            outputs = page.evaluate("""() => {
-              const cells = window.jupyterapp.shell.currentWidget.content.model.cells, out = [];
-              for (let i = 0; i < cells.length; i++) {
-                const c = cells.get(i);
-                if (c.type === 'code') out.push(c.outputs.toJSON());
-              }
-              return out;
-            }""")
+            outputs = _code_outputs(page)
             errs = [o for cell in outputs for o in cell if o["output_type"] == "error"]
             assert not errs, f"the Chinese notebook failed in JupyterLab: {errs}"
             text = "".join(o.get("text", "") for cell in outputs for o in cell if isinstance(o.get("text"), str))
