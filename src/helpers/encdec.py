@@ -97,13 +97,21 @@ def _check_padding(name: str, mask: object, x: torch.Tensor) -> torch.Tensor | N
 
 
 def _attend(attn: MultiHeadAttention, x_q: torch.Tensor, x_kv: torch.Tensor, mask: torch.Tensor | None = None,
-            key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
-    """``cross_attention`` with the weights of ``attn`` (its dropout in training mode only)."""
-    return cross_attention(
+            key_padding_mask: torch.Tensor | None = None, keep: bool = False) -> torch.Tensor:
+    """``cross_attention`` with the weights of ``attn`` (its dropout in training mode only).
+
+    With ``keep=True`` the attention weights ``[B, H, Tq, Tk]`` are kept, detached, in ``attn.last_weights``.
+    """
+    out = cross_attention(
         x_q, x_kv, attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight, attn.out_proj.weight,
         attn.n_heads, b_q=attn.q_proj.bias, b_k=attn.k_proj.bias, b_v=attn.v_proj.bias, b_o=attn.out_proj.bias,
         key_padding_mask=key_padding_mask, mask=mask, dropout_p=attn.dropout if attn.training else 0.0,
+        need_weights=keep,
     )
+    if keep:
+        out, weights = out
+        attn.last_weights = weights.detach()
+    return out
 
 
 # ---------------------------------------------------------------- layers
@@ -128,6 +136,8 @@ class _Layer(nn.Module):
         self.norm2 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
         self.dropout1 = nn.Dropout(dropout)
         self.dropout2 = nn.Dropout(dropout)
+        # True: every attention keeps its last weights [B, H, Tq, Tk] in ``<attn>.last_weights`` (for pictures)
+        self.keep_weights = False
 
     def _ff(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear2(self.dropout(self.activation(self.linear1(x))))
@@ -150,7 +160,8 @@ class EncoderLayer(_Layer):
         super().__init__(d_model, nhead, dim_feedforward, dropout, activation, norm_first, layer_norm_eps, bias)
 
     def _sa(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None) -> torch.Tensor:
-        return self.dropout1(_attend(self.self_attn, x, x, key_padding_mask=key_padding_mask))
+        return self.dropout1(_attend(self.self_attn, x, x, key_padding_mask=key_padding_mask,
+                                     keep=self.keep_weights))
 
     def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
         x = _check_seq("x", x, self.d_model, self.linear1.weight)
@@ -180,13 +191,31 @@ class DecoderLayer(_Layer):
         self.multihead_attn = MultiHeadAttention(d_model, nhead, dropout=dropout, bias=bias)
         self.norm3 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
         self.dropout3 = nn.Dropout(dropout)
+        # None: the course's cross_attention. Or a function (x_q, x_kv, w_q, w_k, w_v, w_o, n_head) ->
+        # (output, weights) that computes the cross-attention instead (lesson 19 plugs the learner's in).
+        self.cross_fn: Callable | None = None
 
     def _sa(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None) -> torch.Tensor:
         mask = causal_mask(x.shape[1], device=x.device)  # [T, T], True where key j <= query i
-        return self.dropout1(_attend(self.self_attn, x, x, mask=mask, key_padding_mask=key_padding_mask))
+        return self.dropout1(_attend(self.self_attn, x, x, mask=mask, key_padding_mask=key_padding_mask,
+                                     keep=self.keep_weights))
 
     def _ca(self, x: torch.Tensor, memory: torch.Tensor, key_padding_mask: torch.Tensor | None) -> torch.Tensor:
-        return self.dropout2(_attend(self.multihead_attn, x, memory, key_padding_mask=key_padding_mask))
+        if self.cross_fn is None:
+            return self.dropout2(_attend(self.multihead_attn, x, memory, key_padding_mask=key_padding_mask,
+                                         keep=self.keep_weights))
+        a = self.multihead_attn
+        if a.q_proj.bias is not None or key_padding_mask is not None or (self.training and a.dropout):
+            raise ValueError("cross_fn computes bias-free cross-attention without a padding mask or dropout: "
+                             "this layer's cross-attention has biases, a padding mask or dropout in training")
+        got = self.cross_fn(x, memory, a.q_proj.weight, a.k_proj.weight, a.v_proj.weight, a.out_proj.weight,
+                            a.n_heads)
+        if not isinstance(got, tuple) or len(got) != 2:
+            raise TypeError("cross_fn must return (output [B, T, C], weights [B, H, T, S])")
+        out, weights = got
+        if self.keep_weights:
+            a.last_weights = weights.detach()
+        return self.dropout2(out)
 
     def forward(self, x: torch.Tensor, memory: torch.Tensor, tgt_key_padding_mask: torch.Tensor | None = None,
                 memory_key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -9,5 +9,5 @@ from ._core import Case, CheckResult, close, run_cases
 __all__ = ["Case", "CheckResult", "close", "run_cases"] + _reexport(
     globals(), __name__,
     ("attention", "model", "tokenization", "training", "generation", "gpt2", "analysis", "society",
-     "induction", "sentiment", "instruct", "codegen", "llama", "scaling", "fastgen"),
+     "induction", "sentiment", "instruct", "codegen", "llama", "scaling", "fastgen", "vision"),
 )
