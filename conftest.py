@@ -7,6 +7,8 @@ The variables are set at import time, before nbval starts any kernel, so the not
 import os
 import tempfile
 
+import pytest
+
 from helpers import TEST_ENVIRONMENT  # the package's __init__ imports nothing heavy (no torch yet)
 
 os.environ.update(TEST_ENVIRONMENT)
@@ -30,3 +32,21 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if hasattr(item, "output_timeout"):
             item.output_timeout = 60
+
+
+# The tests that execute one whole notebook each (the second kernel path, the student edition) are the suite's
+# longest items. Under ``--dist loadfile`` (pyproject.toml) a file is one unit of work, so each of those two files
+# ran every notebook in a row on one worker and set the suite's tail. Here each of their notebooks is its own
+# unit, and xdist hands them out to whichever worker is free; every other file still stays on one worker.
+_PER_NOTEBOOK = ("::test_notebook_on_second_kernel_path[", "::test_student_notebook_runs_top_to_bottom[")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadFileScheduling
+
+    class NotebookPerUnit(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return nodeid if any(marker in nodeid for marker in _PER_NOTEBOOK) else super()._split_scope(nodeid)
+
+    return NotebookPerUnit(config, log)
