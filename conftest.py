@@ -26,12 +26,25 @@ def pytest_collectstart(collector):
         collector.skip_compare += ("image/svg+xml",)
 
 
+# Files whose tests run for minutes in all (notebooks executed, sites built, browsers driven, trainings resumed).
+# Collected first, they are handed out first, so the two workers finish together instead of one waiting while the
+# other runs a long file that came last (longest first is the classic rule for sharing jobs between machines).
+_LONG_FIRST = ("tests/test_notebooks_portable.py", "tests/test_student_edition.py", "notebooks/", "tests/test_nbgrader.py",
+               "tests/test_site.py", "tests/test_browser", "tests/test_train.py", "tests/test_distributed.py")
+
+
+def _long_first(item) -> int:
+    path = item.nodeid.split("::", 1)[0]
+    return next((i for i, prefix in enumerate(_LONG_FIRST) if path.startswith(prefix)), len(_LONG_FIRST))
+
+
 def pytest_collection_modifyitems(items):
     # nbval waits only 5 s (hard-coded) for a cell's output messages after the cell finished; on a loaded 2-core
     # machine a cell with a progress bar or a large figure has missed that. 60 s changes nothing when all is well.
     for item in items:
         if hasattr(item, "output_timeout"):
             item.output_timeout = 60
+    items.sort(key=_long_first)  # stable: the cells of a notebook and the tests of a file keep their order
 
 
 # The tests that execute one whole notebook each (the second kernel path, the student edition) are the suite's
