@@ -122,6 +122,8 @@ def test_shift_moves_whole_images_with_zeros_shifted_in():
         assert len(matches) == 1
         seen.add(matches[0])
     assert len(seen) == 9  # every shift happens
+    with pytest.raises(ValueError, match="non-negative int"):
+        shift_images(x, -1)
 
 
 # ---------------------------------------------------------------- the ViT

@@ -140,6 +140,8 @@ def shift_images(images: torch.Tensor, max_shift: int = 1, generator: torch.Gene
     """Each image moved by a random whole number of pixels in ``[-max_shift, max_shift]`` along each axis
     (zeros shifted in): the data augmentation the ViT trains with."""
     images = _check_images(images)
+    if isinstance(max_shift, bool) or not isinstance(max_shift, int) or max_shift < 0:
+        raise ValueError(f"max_shift must be a non-negative int (pixels), got {max_shift!r}")
     if max_shift == 0:
         return images
     x = images[:, None] if images.dim() == 3 else images
