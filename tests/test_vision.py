@@ -358,3 +358,21 @@ def test_cross_fn_replaces_the_cross_attention_and_keeps_its_weights():
     assert cap.cross_attention_maps(x, "en")[0] == texts
     with pytest.raises(TypeError, match="function or None"):
         cap.use_cross_attention(3)
+
+
+def test_chinese_titles_find_a_chinese_font_even_when_matplotlib_s_list_is_stale(monkeypatch):
+    """A font installed after matplotlib built its font list is found in the system's font folders and added."""
+    from matplotlib import font_manager
+
+    from helpers import vision
+
+    if not any("wqy" in p.lower() or "cjk" in p.lower() for p in font_manager.findSystemFonts()):
+        pytest.skip("no Chinese font installed here (CI installs fonts-wqy-zenhei)")
+    stale = [f for f in font_manager.fontManager.ttflist if not any(n in f.name for n in vision._CJK_FONTS)]
+    monkeypatch.setattr(font_manager.fontManager, "ttflist", stale)
+    family = vision._cjk_family()
+    assert family is not None and family in {f.name for f in font_manager.fontManager.ttflist}
+    assert vision._title_font("seven") == {} and vision._title_font("七") == {"fontfamily": ["DejaVu Sans", family]}
+    font = font_manager.FontProperties(family=family)
+    assert "wqy" in font_manager.findfont(font, fallback_to_default=False).lower() or "cjk" in \
+        font_manager.findfont(font, fallback_to_default=False).lower()

@@ -421,6 +421,30 @@ _CJK_FONTS = ("WenQuanYi Zen Hei", "Noto Sans CJK SC", "Noto Sans CJK JP", "Sour
               "Microsoft YaHei", "PingFang SC", "Heiti SC", "Arial Unicode MS")
 
 
+def _cjk_family() -> str | None:
+    """An installed font that has Chinese characters, or None.
+
+    matplotlib lists the fonts it found when it built its cache; a font installed after that (apt install
+    fonts-wqy-zenhei on a machine that had used matplotlib before) is not in the list until the cache is rebuilt.
+    So if none of the known names is listed, the system's font folders are searched once and a Chinese font found
+    there is added (``FontManager.addfont``)."""
+    from matplotlib import font_manager
+
+    listed = {f.name for f in font_manager.fontManager.ttflist}
+    for name in _CJK_FONTS:
+        if name in listed:
+            return name
+    hints = ("wqy", "notosanscjk", "notoserifcjk", "sourcehansans", "simhei", "msyh", "pingfang", "arialuni")
+    for path in sorted(font_manager.findSystemFonts()):
+        if any(h in Path(path).name.lower().replace("-", "").replace("_", "") for h in hints):
+            try:
+                font_manager.fontManager.addfont(path)
+                return font_manager.FontProperties(fname=path).get_name()
+            except (OSError, RuntimeError, ValueError):
+                continue
+    return None
+
+
 def _title_font(text: str) -> dict:
     """Font arguments for a title: DejaVu Sans, falling back to an installed CJK font for Chinese characters.
 
@@ -428,16 +452,13 @@ def _title_font(text: str) -> dict:
     (the lesson prints every Chinese name as text as well)."""
     if all(ord(ch) < 0x2E80 for ch in text):
         return {}
-    from matplotlib import font_manager
-
-    installed = {f.name for f in font_manager.fontManager.ttflist}
-    cjk = [name for name in _CJK_FONTS if name in installed]
-    if not cjk:
+    cjk = _cjk_family()
+    if cjk is None:
         import warnings
 
         warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font")
         return {}
-    return {"fontfamily": ["DejaVu Sans", cjk[0]]}
+    return {"fontfamily": ["DejaVu Sans", cjk]}
 
 
 def plot_digits(images: torch.Tensor, titles: list[str] | None = None, ncols: int = 10, size: float = 0.9,
