@@ -21,6 +21,7 @@ Lesson 19's canonical code.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import importlib.util
 import json
@@ -157,6 +158,21 @@ def shift_images(images: torch.Tensor, max_shift: int = 1, generator: torch.Gene
     return out[:, 0] if images.dim() == 3 else out
 
 
+@contextlib.contextmanager
+def _weights_kept(model: nn.Module, layers):
+    """Eval mode, and every layer keeping its attention weights (``<attn>.last_weights``), for the duration."""
+    was = model.training
+    model.eval()
+    for layer in layers:
+        layer.keep_weights = True
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.keep_weights = False
+        model.train(was)
+
+
 # ---------------------------------------------------------------- the Vision Transformer
 @dataclass
 class ViTConfig:
@@ -241,17 +257,9 @@ class ViT(nn.Module):
     @torch.no_grad()
     def attention_maps(self, images: torch.Tensor) -> torch.Tensor:
         """Every layer's attention ``[B, n_layer, n_head, 1 + N, 1 + N]`` (eval mode, no dropout)."""
-        was = self.training
-        self.eval()
-        for layer in self.layers:
-            layer.keep_weights = True
-        try:
+        with _weights_kept(self, self.layers):
             self.encode(images)
             return torch.stack([layer.self_attn.last_weights for layer in self.layers], dim=1)
-        finally:
-            for layer in self.layers:
-                layer.keep_weights = False
-            self.train(was)
 
 
 # ---------------------------------------------------------------- the captioner
@@ -402,17 +410,9 @@ class Captioner(nn.Module):
         writing them, ``[B, n_dec_layer, n_head, T, 1 + N]`` (query ``t`` is the position that predicts
         character ``t``; key 0 is the class token, then the patches in reading order)."""
         tokens = self.generate(images, lang)
-        was = self.training
-        self.eval()
-        for layer in self.layers:
-            layer.keep_weights = True
-        try:
+        with _weights_kept(self, self.layers):
             self.decode(tokens, self.encoder.encode(images))
             w = torch.stack([layer.multihead_attn.last_weights for layer in self.layers], dim=1)
-        finally:
-            for layer in self.layers:
-                layer.keep_weights = False
-            self.train(was)
         return [self.vocab.decode(row[1:]) for row in tokens], w
 
 
